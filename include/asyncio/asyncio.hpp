@@ -1,0 +1,12 @@
+// Umbrella header: MicroPython's asyncio (with asyncio_alt's fast I/O and low-power modes)
+// in C++. See README.md for the Python-to-C++ table.
+#pragma once
+
+#include "asyncio/errors.hpp"
+#include "asyncio/event.hpp"
+#include "asyncio/funcs.hpp"
+#include "asyncio/io.hpp"
+#include "asyncio/loop.hpp"
+#include "asyncio/pollable.hpp"
+#include "asyncio/task.hpp"
+#include "asyncio/threadsafe_flag.hpp"

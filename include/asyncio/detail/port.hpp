@@ -1,0 +1,107 @@
+// The port contract: everything the portable core (src/core/) needs from a platform.
+//
+// A port is one folder (src/linux/, hw/<board>/) that defines these functions and one
+// IoBackend. The core never includes an OS header; it reaches the machine only through this
+// file. Keep it small: a new platform should need a few hundred lines.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace asyncio {
+
+class Loop;
+
+/// Monotonic time in microseconds. 64 bits: it never wraps in practice.
+using Micros = std::int64_t;
+
+namespace detail {
+
+struct TaskRecord;
+
+/// A task stack: [base, base + size). `base` is the lowest address.
+struct Stack {
+  void* base = nullptr;
+  std::size_t size = 0;
+};
+
+/// Saved state of one execution context (a task, or the thread that called run()).
+/// The fields are the port's to use; the core only passes Fiber objects around.
+struct Fiber {
+  void* context = nullptr;               // the port's saved register state / stack pointer
+  Stack stack;                           // empty for the thread's own stack
+  void* exception_state[2] = {};         // C++ runtime's per-thread exception globals (see port)
+  void* sanitizer_state[2] = {};         // fake-stack / TSan fiber handles
+  void (*entry)(Fiber*) = nullptr;       // first function run on a new fiber
+};
+
+/// Where a readiness mask comes from; MicroPython's MP_STREAM_POLL_* values.
+enum : unsigned { kPollRead = 0x0001, kPollWrite = 0x0004, kPollError = 0x0008, kPollHangup = 0x0010 };
+
+/// The I/O half of a port: polling without blocking, blocking until a deadline, and being
+/// woken from another thread, a signal handler or an interrupt.
+class IoBackend {
+ public:
+  virtual ~IoBackend() = default;
+
+  /// Short lowercase name ("uring", "epoll", "rp2040") for logs and benchmarks.
+  virtual const char* name() const = 0;
+
+  /// Called at every task switch (SPEC S2). Must be cheap when nothing is ready: no system
+  /// call in the common case. Wakes every task whose I/O is ready through Loop::wake_io.
+  virtual void poll_if_ready() = 0;
+
+  /// Blocks until `deadline` (absolute, port clock; -1 = no deadline), an I/O event or wake().
+  /// May return early (spurious wake-ups are fine). Delivers ready I/O like poll_if_ready.
+  virtual void wait(Micros deadline) = 0;
+
+  /// Interrupts wait(). Async-signal-safe and callable from any thread or interrupt handler.
+  virtual void wake() noexcept = 0;
+
+  /// True when tasks wait on this backend (file descriptors): the loop must then not conclude
+  /// that nothing can ever happen.
+  virtual bool has_waiters() const = 0;
+
+  /// Lowest deadline the backend can honour without busy waiting, as a grid (µs): wait()
+  /// deadlines are rounded up to it. 1 on Linux.
+  virtual Micros timer_resolution() const { return 1; }
+};
+
+namespace port {
+
+/// Monotonic clock in microseconds since an arbitrary epoch.
+Micros now();
+
+/// A stack for a new task. Must be usable by make_fiber; `size` is a request (0 = default).
+/// Throws std::bad_alloc (or the port's equivalent) when memory is exhausted.
+Stack allocate_stack(std::size_t size);
+void release_stack(Stack stack) noexcept;
+
+/// True if the stack's overflow sentinel is intact. Checked at every switch away from a task.
+bool stack_intact(const Stack& stack) noexcept;
+
+/// Prepares `fiber` (with fiber->stack and fiber->entry set) so that the first switch_fiber to
+/// it calls fiber->entry(fiber) on its own stack. entry must never return.
+void make_fiber(Fiber* fiber);
+
+/// Saves the running context into `from` and resumes `to`. Returns when something switches
+/// back to `from`. `from_finished` says `from` will never be resumed (its stack may be reused).
+void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept;
+
+/// Called by the core once for each loop; returns the backend chosen for this platform.
+std::unique_ptr<IoBackend> make_backend(Loop& loop);
+
+/// Error sink (logs on Linux, UART on hw). `message` is one line, without newline.
+void log_error(const char* message) noexcept;
+void log_info(const char* message) noexcept;
+
+/// Prints `message` and ends the program: a broken invariant such as a stack overflow.
+[[noreturn]] void fatal(const char* message) noexcept;
+
+/// Low-power support: true when the port can trade latency for fewer wake-ups (SPEC S4).
+bool low_power_supported() noexcept;
+
+}  // namespace port
+}  // namespace detail
+}  // namespace asyncio

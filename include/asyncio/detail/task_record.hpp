@@ -1,0 +1,68 @@
+// The scheduler's record of one task: its fiber, its place in the queues, its outcome.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+
+#include "asyncio/detail/intrusive_list.hpp"
+#include "asyncio/detail/port.hpp"
+
+namespace asyncio::detail {
+
+enum class TaskState : std::uint8_t {
+  kReady,      // in a ready queue, not yet started or resumed
+  kRunning,    // the current task
+  kSuspended,  // waiting: in the timer heap and/or on a wait source
+  kDone,       // finished: result or error is set, stack released
+};
+
+/// Why a suspended task was resumed.
+enum class WakeReason : std::uint8_t { kNone, kTimeout, kEvent, kIo, kCancel };
+
+/// Called when a task finishes; nodes live in the waiter's frame (await, gather).
+struct DoneCallback : ListNode {
+  void (*fn)(DoneCallback* self, TaskRecord* finished) = nullptr;
+};
+
+/// Links a task into the loop's list of live tasks.
+struct LiveLink : ListNode {
+  TaskRecord* task = nullptr;
+};
+
+inline constexpr std::size_t kNotInHeap = ~std::size_t{0};
+
+struct TaskRecord : Fiber {
+  TaskRecord() = default;
+  TaskRecord(const TaskRecord&) = delete;
+  TaskRecord& operator=(const TaskRecord&) = delete;
+  virtual ~TaskRecord() = default;
+
+  /// Runs the task's function and stores its value; exceptions propagate to the caller.
+  virtual void invoke() = 0;
+
+  Loop* loop = nullptr;
+  TaskRecord* ready_next = nullptr;    // link in a ready FIFO
+  Micros due = 0;                      // ready-queue key / timer deadline
+  std::uint64_t sequence = 0;          // arrival order: ties between equal due times (S1)
+  std::size_t heap_index = kNotInHeap; // position in the timer heap
+  TaskState state = TaskState::kReady;
+  WakeReason wake_reason = WakeReason::kNone;
+  bool cancel_pending = false;         // cancel() called: throw at the next suspension point
+  bool cancelled = false;              // finished by CancelledError
+  bool started = false;
+  bool is_main = false;                // run_until_complete's task: its end stops the loop
+  unsigned io_events = 0;              // readiness delivered with an I/O wake-up
+  int references = 0;                  // handles + the loop while not done
+  std::exception_ptr error;
+  List done_callbacks;                 // DoneCallback nodes: awaiters, gather
+  LiveLink live_link;                  // in Loop's list of tasks not yet done
+  std::string name;
+  std::uint64_t id = 0;
+};
+
+void add_reference(TaskRecord* task) noexcept;
+void drop_reference(TaskRecord* task) noexcept;
+
+}  // namespace asyncio::detail

@@ -1,0 +1,46 @@
+// Exceptions raised by the library (SPEC S7, S11).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace asyncio {
+
+/// Thrown at a task's suspension point when the task is cancelled.
+///
+/// Deliberately NOT derived from std::exception, as in Python where CancelledError is not an
+/// Exception: `catch (const std::exception&)` in user code must not swallow a cancellation.
+/// Code that uses `catch (...)` must rethrow it.
+class CancelledError {
+ public:
+  const char* what() const noexcept { return "CancelledError"; }
+};
+
+/// wait_for()/wait_for_ms()/timeout() ran out of time.
+class TimeoutError : public std::runtime_error {
+ public:
+  TimeoutError() : std::runtime_error("TimeoutError") {}
+  using std::runtime_error::runtime_error;
+};
+
+/// An argument or a state the call cannot accept (Python's ValueError / RuntimeError).
+class ValueError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// A misuse of the scheduler: awaiting a task from itself, a second waiter, a dead loop…
+class RuntimeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// An operating-system error: carries errno (code().value()) and its text.
+class OSError : public std::system_error {
+ public:
+  OSError(int error, const std::string& what) : std::system_error(error, std::generic_category(), what) {}
+  int error() const noexcept { return code().value(); }
+};
+
+}  // namespace asyncio

@@ -1,0 +1,145 @@
+// sleep, gather, wait_for (SPEC S8; MicroPython's core.py sleep and funcs.py).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "asyncio/task.hpp"
+
+namespace asyncio {
+
+/// Suspends the current task for `ms` milliseconds; 0 (or less) moves it behind every task
+/// already due (SPEC S1).
+void sleep_ms(std::int64_t ms);
+/// Same with a microsecond resolution (the port may round up).
+void sleep_us(std::int64_t us);
+/// Python's asyncio.sleep(seconds).
+void sleep(double seconds);
+template <class Rep, class Period>
+void sleep(std::chrono::duration<Rep, Period> duration) {
+  sleep_us(std::chrono::ceil<std::chrono::microseconds>(duration).count());
+}
+
+/// Tag selecting gather(..., return_exceptions=True).
+struct return_exceptions_t {};
+inline constexpr return_exceptions_t return_exceptions{};
+
+/// A gathered task's value or exception (gather with return_exceptions).
+template <class T>
+class Outcome {
+ public:
+  using Value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  explicit Outcome(const Task<T>& task) {
+    if (auto error = task.exception()) {
+      state_ = error;
+    } else if constexpr (std::is_void_v<T>) {
+      state_ = std::monostate{};
+    } else {
+      state_ = task.result();
+    }
+  }
+  bool ok() const { return state_.index() == 0; }
+  /// The value; rethrows the exception if the task failed.
+  const Value& value() const {
+    if (!ok()) std::rethrow_exception(std::get<1>(state_));
+    return std::get<0>(state_);
+  }
+  std::exception_ptr exception() const { return ok() ? nullptr : std::get<1>(state_); }
+
+ private:
+  std::variant<Value, std::exception_ptr> state_;
+};
+
+namespace detail {
+/// Waits until every task is done, or (without return_exceptions) until one fails, then
+/// rethrows that failure. If the caller is cancelled, cancels the unfinished tasks (as
+/// MicroPython's gather) and rethrows CancelledError.
+void gather_records(TaskRecord* const* tasks, std::size_t count, bool return_exceptions);
+/// wait_for's core: await with a timeout; on timeout, cancel and wait for the task to finish,
+/// then throw TimeoutError. If the caller is cancelled, cancel the task too.
+void wait_for_record(TaskRecord* task, Micros timeout);
+
+template <class T>
+using GatherValue = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+template <class T>
+GatherValue<T> gathered_value(const Task<T>& task) {
+  if constexpr (std::is_void_v<T>) {
+    task.result();
+    return {};
+  } else {
+    return task.result();
+  }
+}
+}  // namespace detail
+
+/// Runs until every task is done; returns their values in order (void → std::monostate).
+/// The first exception raised by a task is rethrown as soon as it happens.
+template <class... T>
+std::tuple<detail::GatherValue<T>...> gather(const Task<T>&... tasks) {
+  detail::TaskRecord* records[] = {tasks.record_pointer()..., nullptr};
+  detail::gather_records(records, sizeof...(T), false);
+  return {detail::gathered_value(tasks)...};
+}
+
+template <class... T>
+std::tuple<Outcome<T>...> gather(return_exceptions_t, const Task<T>&... tasks) {
+  detail::TaskRecord* records[] = {tasks.record_pointer()..., nullptr};
+  detail::gather_records(records, sizeof...(T), true);
+  return std::tuple<Outcome<T>...>{Outcome<T>(tasks)...};
+}
+
+template <class T>
+std::vector<detail::GatherValue<T>> gather(const std::vector<Task<T>>& tasks) {
+  std::vector<detail::TaskRecord*> records;
+  for (const auto& task : tasks) records.push_back(task.record_pointer());
+  detail::gather_records(records.data(), records.size(), false);
+  std::vector<detail::GatherValue<T>> values;
+  for (const auto& task : tasks) values.push_back(detail::gathered_value(task));
+  return values;
+}
+
+template <class T>
+std::vector<Outcome<T>> gather(return_exceptions_t, const std::vector<Task<T>>& tasks) {
+  std::vector<detail::TaskRecord*> records;
+  for (const auto& task : tasks) records.push_back(task.record_pointer());
+  detail::gather_records(records.data(), records.size(), true);
+  std::vector<Outcome<T>> outcomes;
+  for (const auto& task : tasks) outcomes.emplace_back(task);
+  return outcomes;
+}
+
+/// Waits for `task` at most `ms` milliseconds. On timeout the task is cancelled, waited for,
+/// and TimeoutError is thrown. A negative timeout means no limit.
+template <class T>
+T wait_for_ms(const Task<T>& task, std::int64_t ms) {
+  detail::wait_for_record(task.record_pointer(), ms < 0 ? -1 : ms * 1000);
+  return task.result();
+}
+
+template <class T>
+T wait_for(const Task<T>& task, double seconds) {
+  detail::wait_for_record(task.record_pointer(),
+                          seconds < 0 ? -1 : static_cast<Micros>(seconds * 1e6 + 0.5));
+  return task.result();
+}
+
+template <class T, class Rep, class Period>
+T wait_for(const Task<T>& task, std::chrono::duration<Rep, Period> timeout) {
+  detail::wait_for_record(task.record_pointer(),
+                          std::chrono::ceil<std::chrono::microseconds>(timeout).count());
+  return task.result();
+}
+
+/// wait_for on a callable: runs it as a new task first (Python's wait_for(coro, t)).
+template <class F>
+  requires std::invocable<std::decay_t<F>>
+auto wait_for_ms(F&& function, std::int64_t ms) {
+  return wait_for_ms(create_task(std::forward<F>(function)), ms);
+}
+
+}  // namespace asyncio

@@ -1,0 +1,176 @@
+// The event loop: MicroPython's scheduler (core.py) with asyncio_alt's two policies.
+//
+// One loop per thread. Tasks are fibers; a task that waits calls Loop::suspend(), which picks
+// the next task and switches straight to it (no trip through a scheduler fiber).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "asyncio/detail/intrusive_list.hpp"
+#include "asyncio/detail/port.hpp"
+#include "asyncio/detail/ready_queue.hpp"
+#include "asyncio/detail/task_record.hpp"
+#include "asyncio/detail/timer_heap.hpp"
+
+namespace asyncio {
+
+class Pollable;
+
+/// What call_exception_handler receives (CPython's context dict).
+struct ExceptionContext {
+  std::string message;
+  std::exception_ptr exception;
+  std::string task;  // name of the task involved, or empty
+};
+
+namespace detail {
+/// A ThreadSafeFlag as the loop sees it: an intrusive, lock-free "signalled" stack node.
+struct FlagNode {
+  FlagNode* next_signalled = nullptr;
+  std::atomic<bool> queued{false};
+  virtual void on_signalled() = 0;  // runs on the loop thread
+ protected:
+  ~FlagNode() = default;
+};
+
+/// A task waiting for a Pollable (SPEC S9); polled at every switch.
+struct PollableWait : ListNode {
+  Pollable* device = nullptr;
+  unsigned events = 0;
+  TaskRecord* task = nullptr;
+};
+}  // namespace detail
+
+class Loop {
+ public:
+  struct Options {
+    /// "auto" (default: io_uring, falling back to epoll), "uring" or "epoll". Empty: read
+    /// ASYNCIO_BACKEND from the environment, then "auto".
+    std::string backend;
+  };
+  using ExceptionHandler = std::function<void(Loop&, const ExceptionContext&)>;
+
+  Loop();
+  explicit Loop(Options options);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  /// Runs tasks until stop() is called.
+  void run_forever();
+  /// Runs tasks until `task` is done; returns normally (the caller reads the result).
+  void run_until_task_done(detail::TaskRecord* task);
+  /// Makes run_forever()/run_until_complete() return at the next task switch.
+  void stop() noexcept { stop_requested_ = true; }
+  /// Cancels every remaining task and lets them unwind. The loop can be used again.
+  void close();
+  bool is_running() const { return running_; }
+
+  // asyncio_alt's modes (SPEC S2, S4).
+  bool roundrobin() const { return !ready_.fast_io(); }
+  void roundrobin(bool on) { ready_.set_fast_io(!on); }
+  bool power_mode() const { return low_power_; }
+  void power_mode(bool on);
+  /// Fast-I/O starvation bound: an I/O-woken task is queued as if due this long ago (1 s in
+  /// the seed), so a normal task due for longer than this still runs before it.
+  Micros io_priority_bound() const { return ready_.io_priority_bound(); }
+  void set_io_priority_bound(Micros bound);
+
+  void set_exception_handler(ExceptionHandler handler);
+  ExceptionHandler get_exception_handler() const { return exception_handler_; }
+  void call_exception_handler(const ExceptionContext& context);
+  static void default_exception_handler(Loop& loop, const ExceptionContext& context);
+
+  detail::IoBackend& backend() { return *backend_; }
+  const char* backend_name() const { return backend_->name(); }
+
+  /// The scheduler's clock (µs). Refreshed at every switch while timers are pending.
+  Micros time() const { return now_; }
+  Micros refresh_time();
+
+  // ---- The interface primitives are built on. Loop thread only, unless stated. ----
+
+  detail::TaskRecord* current() const { return current_; }
+  /// Queues a new task (SPEC S7). The loop takes a reference until the task is done.
+  void spawn(detail::TaskRecord* task);
+  /// The current task waits until woken, until `deadline` (absolute µs, -1 = none), or until
+  /// cancelled (then throws CancelledError). Returns why it was woken.
+  detail::WakeReason suspend(Micros deadline = -1);
+  /// sleep_ms(0): queue the current task behind every task already due, run the others.
+  void yield_now();
+  /// Wakes a suspended task at normal priority (an Event, a Lock, a finished task).
+  void wake(detail::TaskRecord* task, detail::WakeReason reason);
+  /// Wakes a task whose I/O is ready: queued first in fast-I/O mode (SPEC S2).
+  void wake_io(detail::TaskRecord* task, unsigned events);
+  /// Cancels a task (SPEC S7). False if it is already done.
+  bool cancel(detail::TaskRecord* task);
+
+  /// Marks a ThreadSafeFlag signalled. Async-signal-safe, lock-free, any thread.
+  void signal_flag(detail::FlagNode* flag) noexcept;
+  /// Counts tasks waiting on something outside the loop (flags, pollables), for S3.
+  void add_external_waiter() { ++external_waiters_; }
+  void remove_external_waiter() { --external_waiters_; }
+
+  /// Waits for `device` to report any of `events` (SPEC S9); returns the ready events.
+  unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1);
+
+  /// The loop owning the calling thread (created on first use).
+  static Loop& current_thread_loop();
+  static void set_current_thread_loop(std::shared_ptr<Loop> loop);
+
+ private:
+  friend struct LoopAccess;
+  detail::TaskRecord* pick_next();
+  void switch_to(detail::Fiber* next, bool finished);
+  void after_switch();
+  void poll_sources();
+  void drain_signalled_flags();
+  void poll_pollables();
+  void wait_for_events();
+  void advance_timers();
+  bool nothing_can_happen() const;
+  void start_task(detail::Fiber* fiber);
+  void finish_task(detail::TaskRecord* task);
+  void report_unretrieved(detail::TaskRecord* task);
+  static void fiber_main(detail::Fiber* fiber);
+
+  detail::ReadyQueue ready_;
+  detail::TimerHeap timers_;
+  std::unique_ptr<detail::IoBackend> backend_;
+  detail::Fiber loop_fiber_;  // the thread that called run_*
+  detail::TaskRecord* current_ = nullptr;
+  detail::TaskRecord* finished_ = nullptr;  // stack to release after the next switch
+  detail::TaskRecord* main_task_ = nullptr;
+  Micros now_ = 0;
+  std::uint64_t next_sequence_ = 0;
+  std::uint64_t next_task_id_ = 1;
+  std::size_t live_tasks_ = 0;
+  int external_waiters_ = 0;
+  bool running_ = false;
+  bool stop_requested_ = false;
+  bool deadlocked_ = false;
+  bool low_power_ = false;
+  std::atomic<detail::FlagNode*> signalled_flags_{nullptr};
+  std::atomic<bool> sleeping_{false};
+  detail::List pollables_;     // PollableWait nodes
+  detail::List live_tasks_list_;  // every task not yet done, for close()
+  ExceptionHandler exception_handler_;
+};
+
+/// The calling thread's loop (MicroPython's get_event_loop()).
+Loop& get_event_loop();
+/// Replaces the calling thread's loop with a new one and returns it.
+Loop& new_event_loop(Loop::Options options = {});
+
+/// ALT mode switches on the current thread's loop (MicroPython's asyncio_alt module calls).
+bool roundrobin();
+void roundrobin(bool on);
+bool power_mode();
+void power_mode(bool on);
+
+}  // namespace asyncio

@@ -1,0 +1,168 @@
+// Tasks: create_task(), handles, await(), current_task() (SPEC S7).
+//
+// A task is an ordinary callable run on its own fiber; it reads as sequential C++. Its handle
+// is a reference-counted pointer to the scheduler's record, usable on the loop's thread only.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "asyncio/errors.hpp"
+#include "asyncio/loop.hpp"
+
+namespace asyncio {
+
+namespace detail {
+
+template <class T>
+struct TaskResult : TaskRecord {
+  std::optional<T> value;
+};
+template <>
+struct TaskResult<void> : TaskRecord {};
+
+template <class T, class Fn>
+struct TaskImpl final : TaskResult<T> {
+  explicit TaskImpl(Fn&& function) : fn(std::move(function)) {}
+  void invoke() override {
+    if constexpr (std::is_void_v<T>) {
+      fn();
+    } else {
+      this->value.emplace(fn());
+    }
+  }
+  Fn fn;
+};
+
+/// Suspends the current task until `task` is done or `deadline` passes (absolute µs, -1 =
+/// none). Returns kTimeout on timeout. Throws CancelledError if the caller is cancelled and
+/// RuntimeError when a task awaits itself.
+WakeReason await_task(TaskRecord* task, Micros deadline);
+/// Rethrows the stored exception of a finished task; RuntimeError if it is not finished.
+void check_result(const TaskRecord* task);
+
+}  // namespace detail
+
+/// Options for create_task: a name (default "task-N") and a stack size (0 = port default).
+struct TaskOptions {
+  std::string name;
+  std::size_t stack_size = 0;
+};
+
+/// An untyped task handle: what current_task() returns and what every Task<T> is.
+class TaskBase {
+ public:
+  TaskBase() = default;
+  explicit TaskBase(detail::TaskRecord* record) : record_(record) {
+    if (record_) detail::add_reference(record_);
+  }
+  TaskBase(const TaskBase& other) : TaskBase(other.record_) {}
+  TaskBase(TaskBase&& other) noexcept : record_(std::exchange(other.record_, nullptr)) {}
+  TaskBase& operator=(TaskBase other) noexcept {
+    std::swap(record_, other.record_);
+    return *this;
+  }
+  ~TaskBase() {
+    if (record_) detail::drop_reference(record_);
+  }
+
+  explicit operator bool() const { return record_ != nullptr; }
+  bool operator==(const TaskBase& other) const { return record_ == other.record_; }
+
+  /// True once the task has returned, raised or been cancelled.
+  bool done() const { return record().state == detail::TaskState::kDone; }
+  /// Requests cancellation: CancelledError surfaces at the task's suspension point. False if
+  /// the task is already done.
+  bool cancel() const { return record().loop->cancel(record_); }
+  /// True if the task ended by CancelledError.
+  bool cancelled() const { return done() && record().cancelled; }
+  const std::string& name() const { return record().name; }
+  void set_name(std::string name) const { record_->name = std::move(name); }
+  /// The exception that ended the task (nullptr if none); RuntimeError if not done.
+  std::exception_ptr exception() const;
+  /// Waits for the task, discarding its value; rethrows its exception.
+  void wait() const {
+    detail::await_task(record_, -1);
+    detail::check_result(record_);
+  }
+
+  detail::TaskRecord* record_pointer() const { return record_; }
+
+ protected:
+  detail::TaskRecord& record() const {
+    if (!record_) throw RuntimeError("empty task handle");
+    return *record_;
+  }
+  detail::TaskRecord* record_ = nullptr;
+};
+
+template <class T>
+class Task : public TaskBase {
+ public:
+  Task() = default;
+  explicit Task(detail::TaskResult<T>* record) : TaskBase(record) {}
+
+  /// The value of a finished task, or its exception rethrown; RuntimeError if not done.
+  T result() const {
+    detail::check_result(record_);
+    if constexpr (!std::is_void_v<T>) return *static_cast<detail::TaskResult<T>*>(record_)->value;
+  }
+};
+
+/// Creates a task running `function(args...)` on the current thread's loop (SPEC S7).
+template <class F, class... Args>
+  requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+auto create_task(const TaskOptions& options, F&& function, Args&&... args) {
+  using Result = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+  auto bound = [fn = std::forward<F>(function),
+                tuple = std::make_tuple(std::forward<Args>(args)...)]() mutable -> Result {
+    return std::apply(fn, std::move(tuple));
+  };
+  auto* record = new detail::TaskImpl<Result, decltype(bound)>(std::move(bound));
+  record->name = options.name;
+  record->stack.size = options.stack_size;
+  Task<Result> handle(record);
+  get_event_loop().spawn(record);
+  return handle;
+}
+
+template <class F, class... Args>
+  requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+auto create_task(F&& function, Args&&... args) {
+  return create_task(TaskOptions{}, std::forward<F>(function), std::forward<Args>(args)...);
+}
+
+/// Python's `await task`: suspends until the task is done; returns its value or rethrows.
+template <class T>
+T await(const Task<T>& task) {
+  detail::await_task(task.record_pointer(), -1);
+  return task.result();
+}
+
+/// The running task. RuntimeError outside a task.
+TaskBase current_task();
+
+/// asyncio.run(main): runs `function(args...)` as the main task on the current thread's loop
+/// until it finishes; returns its value or rethrows its exception.
+template <class F, class... Args>
+auto run(F&& function, Args&&... args) {
+  auto task = create_task(TaskOptions{"main", 0}, std::forward<F>(function),
+                          std::forward<Args>(args)...);
+  get_event_loop().run_until_task_done(task.record_pointer());
+  return task.result();
+}
+
+/// Loop.run_until_complete(task).
+template <class T>
+T run_until_complete(const Task<T>& task) {
+  task.record_pointer()->loop->run_until_task_done(task.record_pointer());
+  return task.result();
+}
+
+}  // namespace asyncio
