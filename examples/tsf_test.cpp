@@ -1,0 +1,243 @@
+// tsf_test: ThreadSafeFlag latency under load (the seed's asyncio_alt/demos/tsf_test.py).
+//
+// One task waits on a ThreadSafeFlag and measures the time from set() to its own resumption
+// while ten tasks each block the CPU for 5 ms and then yield. The flag is set by:
+//   task    another asyncio task, as in the seed (which "cheats": the set happens at a task
+//           switch, so in fast I/O mode the waiter runs at once);
+//   thread  a second thread every 100 ms: a truly asynchronous source, so up to one 5 ms
+//           block passes before the next switch notices the set;
+//   signal  a SIGALRM handler every 100 ms (set() is async-signal-safe).
+// Round-robin scheduling queues the woken waiter behind every blocker (up to ~50 ms); fast
+// I/O runs it at the next task switch.
+
+#include <signal.h>
+#include <sys/time.h>
+
+#include <asyncio/asyncio.hpp>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "demo_util.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "tsf_test [--source task|thread|signal] [--iterations N] [--json] "
+    "[--backend epoll|uring|auto]";
+constexpr int kBlockerCount = 10;
+constexpr int kBlockMs = 5;
+constexpr int kPeriodMs = 100;
+
+enum class Source { kTask, kThread, kSignal };
+
+// The signal handler touches only these atomics and ThreadSafeFlag::set().
+static_assert(std::atomic<int>::is_always_lock_free);
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
+/// What a source and the waiting task share.
+struct Trigger {
+  asyncio::ThreadSafeFlag flag;
+  std::atomic<std::int64_t> set_time_ns{0};
+  /// The source sets the flag only while this is positive, so that every set of one mode is
+  /// measured in that mode and none straddles the switch to the next.
+  std::atomic<int> sets_remaining{0};
+
+  /// Called by the source. Async-signal-safe.
+  void fire() noexcept {
+    if (sets_remaining.load() <= 0) return;
+    sets_remaining.fetch_sub(1);
+    set_time_ns.store(demo::now_ns());
+    flag.set();
+  }
+};
+
+/// Calls trigger.fire() every 100 ms from a second thread.
+class ThreadSource {
+ public:
+  explicit ThreadSource(Trigger& trigger)
+      : thread_([this, &trigger] {
+          auto next = std::chrono::steady_clock::now();
+          while (running_.load()) {
+            next += std::chrono::milliseconds(kPeriodMs);
+            std::this_thread::sleep_until(next);
+            trigger.fire();
+          }
+        }) {}
+  ThreadSource(const ThreadSource&) = delete;
+  ThreadSource& operator=(const ThreadSource&) = delete;
+  ~ThreadSource() {
+    running_.store(false);
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> running_{true};
+  std::thread thread_;  // declared last: it reads running_ as soon as it starts
+};
+
+std::atomic<Trigger*> signal_trigger{nullptr};
+
+extern "C" void on_alarm(int) {
+  // set() may write an eventfd; the interrupted code must find errno as it left it.
+  const int saved_errno = errno;
+  if (Trigger* trigger = signal_trigger.load()) trigger->fire();
+  errno = saved_errno;
+}
+
+/// Calls trigger.fire() from a SIGALRM handler every 100 ms (setitimer).
+class SignalSource {
+ public:
+  explicit SignalSource(Trigger& trigger) {
+    signal_trigger.store(&trigger);
+    struct sigaction action {};
+    action.sa_handler = on_alarm;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGALRM, &action, &previous_) != 0) throw std::runtime_error("sigaction failed");
+    itimerval period{};
+    period.it_interval.tv_usec = kPeriodMs * 1000;
+    period.it_value.tv_usec = kPeriodMs * 1000;
+    if (setitimer(ITIMER_REAL, &period, nullptr) != 0) throw std::runtime_error("setitimer failed");
+  }
+  SignalSource(const SignalSource&) = delete;
+  SignalSource& operator=(const SignalSource&) = delete;
+  ~SignalSource() {
+    itimerval off{};
+    setitimer(ITIMER_REAL, &off, nullptr);
+    sigaction(SIGALRM, &previous_, nullptr);
+    signal_trigger.store(nullptr);
+  }
+
+ private:
+  struct sigaction previous_ {};
+};
+
+/// The measurement in progress: which mode, how many samples so far, and when to stop.
+struct Round {
+  const char* mode = demo::kRoundRobin;
+  int count = 0;
+  int target = 0;
+  asyncio::Event done;
+};
+
+void block() {
+  while (true) {
+    demo::block_cpu_ms(kBlockMs);
+    asyncio::sleep_ms(0);
+  }
+}
+
+void wait_for_sets(Trigger& trigger, Round& round, demo::Report& report) {
+  while (true) {
+    trigger.flag.wait();
+    const double latency_ms = demo::ns_to_ms(demo::now_ns() - trigger.set_time_ns.load());
+    report.iteration(round.mode, round.count, latency_ms);
+    if (++round.count == round.target) round.done.set();
+  }
+}
+
+void measure(Source source, Trigger& trigger, Round& round, int iterations, demo::Report& report) {
+  round.count = 0;
+  round.target = iterations;
+  round.done.clear();
+  trigger.sets_remaining.store(iterations);
+  if (source == Source::kTask) {
+    for (int i = 0; i < iterations; ++i) {
+      trigger.fire();
+      asyncio::sleep_ms(kPeriodMs);
+    }
+  }
+  // Every set must wake the waiter (SPEC S5); a lost one would otherwise hang the demo.
+  const std::int64_t limit_ms = std::int64_t{iterations} * kPeriodMs + 5000;
+  try {
+    asyncio::wait_for_ms([&round] { round.done.wait(); }, limit_ms);
+  } catch (const asyncio::TimeoutError&) {
+    throw std::runtime_error("the waiter saw " + std::to_string(round.count) + " of " +
+                             std::to_string(iterations) + " sets: a wake-up was lost");
+  }
+  report.summary(round.mode);
+}
+
+void tsf_test(Source source, Trigger& trigger, int iterations, demo::Report& report) {
+  Round round;
+  std::vector<asyncio::Task<void>> tasks;
+  for (int n = 0; n < kBlockerCount; ++n) tasks.push_back(asyncio::create_task(block));
+  tasks.push_back(asyncio::create_task([&] { wait_for_sets(trigger, round, report); }));
+
+  report.say(
+      "This tests the latency of a ThreadSafeFlag in the presence of\n"
+      "multiple running tasks: first under normal roundrobin scheduling.\n"
+      "Ideal time is 0.");
+  round.mode = demo::kRoundRobin;
+  measure(source, trigger, round, iterations, report);
+
+  report.say("Now using I/O priority scheduling (roundrobin(false)).");
+  asyncio::roundrobin(false);
+  round.mode = demo::kFastIo;
+  measure(source, trigger, round, iterations, report);
+
+  for (auto& task : tasks) task.cancel();
+  asyncio::gather(asyncio::return_exceptions, tasks);
+}
+
+const char* source_name(Source source) {
+  switch (source) {
+    case Source::kTask:
+      return "task";
+    case Source::kThread:
+      return "thread";
+    case Source::kSignal:
+      return "signal";
+  }
+  return "?";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Source source = Source::kTask;
+  const demo::Options options = demo::parse_options(
+      argc, argv, kUsage, [&source](std::string_view flag, const std::string& value) {
+        if (flag != "--source") return false;
+        if (value == "task") {
+          source = Source::kTask;
+        } else if (value == "thread") {
+          source = Source::kThread;
+        } else if (value == "signal") {
+          source = Source::kSignal;
+        } else {
+          demo::usage_error(kUsage, "--source must be task, thread or signal");
+        }
+        return true;
+      });
+  try {
+    asyncio::Loop& loop =
+        asyncio::new_event_loop(asyncio::Loop::Options{.backend = options.backend});
+    demo::Report report("tsf_test", options.json,
+                        {{"source", source_name(source)}, {"backend", loop.backend_name()}});
+    if (!options.json) {
+      std::printf("tsf_test on the %s backend, flag set by a %s\n", loop.backend_name(),
+                  source_name(source));
+    }
+    // Declared after the loop and before the sources: the flag outlives every set().
+    Trigger trigger;
+    std::unique_ptr<ThreadSource> thread_source;
+    std::unique_ptr<SignalSource> signal_source;
+    if (source == Source::kThread) thread_source = std::make_unique<ThreadSource>(trigger);
+    if (source == Source::kSignal) signal_source = std::make_unique<SignalSource>(trigger);
+    asyncio::run([&] { tsf_test(source, trigger, options.iterations, report); });
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "tsf_test: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}
