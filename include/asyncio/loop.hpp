@@ -43,6 +43,7 @@ struct PollableWait : ListNode {
   Pollable* device = nullptr;
   unsigned events = 0;
   TaskRecord* task = nullptr;
+  std::exception_ptr error;  // thrown by device->poll(); rethrown in the waiting task
 };
 }  // namespace detail
 
@@ -63,6 +64,8 @@ class Loop {
 
   /// Runs tasks until stop() is called.
   void run_forever();
+  /// While tasks wait on pollables and nothing else is due, the loop polls them this often.
+  static constexpr Micros kPollableIntervalUs = 1000;  // MicroPython's poll hook runs per ms tick
   /// Runs tasks until `task` is done; returns normally (the caller reads the result).
   void run_until_task_done(detail::TaskRecord* task);
   /// Makes run_forever()/run_until_complete() return at the next task switch.
@@ -132,6 +135,8 @@ class Loop {
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();
+  void run_loop();
+  void run_until_idle();
   void advance_timers();
   bool nothing_can_happen() const;
   void start_task(detail::Fiber* fiber);
@@ -154,6 +159,8 @@ class Loop {
   bool running_ = false;
   bool stop_requested_ = false;
   bool deadlocked_ = false;
+  bool stop_when_idle_ = false;  // close(): run what is ready, never block
+  detail::Fiber* running_fiber_ = &loop_fiber_;
   bool low_power_ = false;
   std::atomic<detail::FlagNode*> signalled_flags_{nullptr};
   std::atomic<bool> sleeping_{false};

@@ -30,6 +30,9 @@ class List {
     head_.prev->next = node;
     head_.prev = node;
   }
+  /// The node after `node`, or nullptr at the end (iteration that tolerates unlinking `node`
+  /// as long as the caller fetched the next node first).
+  ListNode* next(const ListNode* node) const { return node->next == &head_ ? nullptr : node->next; }
   ListNode* pop_front() {
     ListNode* node = front();
     if (node) node->unlink();

@@ -90,7 +90,10 @@ void make_fiber(Fiber* fiber);
 void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept;
 
 /// Called by the core once for each loop; returns the backend chosen for this platform.
-std::unique_ptr<IoBackend> make_backend(Loop& loop);
+/// `requested` names one ("uring", "epoll", "auto"); empty lets the port decide (on Linux the
+/// ASYNCIO_BACKEND environment variable, then "auto"). Throws ValueError for an unknown name
+/// and OSError when the requested backend cannot be created.
+std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested);
 
 /// Error sink (logs on Linux, UART on hw). `message` is one line, without newline.
 void log_error(const char* message) noexcept;

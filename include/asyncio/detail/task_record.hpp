@@ -54,6 +54,7 @@ struct TaskRecord : Fiber {
   bool started = false;
   bool is_main = false;                // run_until_complete's task: its end stops the loop
   unsigned io_events = 0;              // readiness delivered with an I/O wake-up
+  int io_error = 0;                    // errno delivered with an I/O wake-up (0: none)
   int references = 0;                  // handles + the loop while not done
   std::exception_ptr error;
   List done_callbacks;                 // DoneCallback nodes: awaiters, gather

@@ -1,0 +1,125 @@
+// sleep, gather, wait_for, wait_pollable (SPEC S8, S9; MicroPython's funcs.py).
+#include "asyncio/funcs.hpp"
+
+#include <vector>
+
+#include "asyncio/pollable.hpp"
+
+namespace asyncio {
+
+using detail::TaskRecord;
+using detail::WakeReason;
+
+namespace {
+Loop& loop_with_task(const char* what) {
+  Loop& loop = get_event_loop();
+  if (!loop.current()) throw RuntimeError(std::string(what) + ": called outside a task");
+  return loop;
+}
+}  // namespace
+
+void sleep_us(std::int64_t us) {
+  Loop& loop = loop_with_task("sleep");
+  if (us <= 0) return loop.yield_now();
+  // Read the clock now: a sleep is never shorter than asked (S1).
+  loop.suspend(loop.refresh_time() + us);
+}
+
+void sleep_ms(std::int64_t ms) { sleep_us(ms <= 0 ? 0 : ms * 1000); }
+
+void sleep(double seconds) {
+  if (!(seconds > 0)) return sleep_us(0);  // also NaN
+  sleep_us(static_cast<std::int64_t>(seconds * 1e6 + 0.999));
+}
+
+unsigned wait_pollable(Pollable& device, unsigned events) {
+  return loop_with_task("wait_pollable").wait_pollable(device, events);
+}
+
+namespace detail {
+namespace {
+
+/// Shared by a gather call and the done-callbacks it registers on its tasks.
+struct GatherState {
+  TaskRecord* gatherer = nullptr;
+  std::size_t remaining = 0;
+  TaskRecord* failed = nullptr;  // first task that raised (without return_exceptions)
+  bool return_exceptions = false;
+  bool woken = false;
+};
+
+struct GatherNode : DoneCallback {
+  GatherState* state = nullptr;
+};
+
+void on_gathered_done(DoneCallback* self, TaskRecord* finished) {
+  GatherState& state = *static_cast<GatherNode*>(self)->state;
+  if (state.woken) return;
+  if (!state.return_exceptions && finished->error) {
+    state.failed = finished;
+  } else if (--state.remaining > 0) {
+    return;
+  }
+  state.woken = true;
+  state.gatherer->loop->wake(state.gatherer, WakeReason::kEvent);
+}
+
+}  // namespace
+
+void gather_records(TaskRecord* const* tasks, std::size_t count, bool return_exceptions) {
+  Loop& loop = loop_with_task("gather");
+  GatherState state;
+  state.gatherer = loop.current();
+  state.return_exceptions = return_exceptions;
+  std::vector<GatherNode> nodes(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    TaskRecord* task = tasks[i];
+    if (!task) throw RuntimeError("gather: empty task handle");
+    if (task == state.gatherer) throw RuntimeError("gather: a task cannot gather itself");
+    if (task->state == TaskState::kDone) {
+      if (!return_exceptions && task->error && !state.failed) state.failed = task;
+      continue;
+    }
+    nodes[i].fn = &on_gathered_done;
+    nodes[i].state = &state;
+    task->done_callbacks.push_back(&nodes[i]);
+    ++state.remaining;
+  }
+  auto unregister = [&] {
+    for (auto& node : nodes) node.unlink();
+  };
+  if (!state.failed && state.remaining > 0) {
+    try {
+      loop.suspend();
+    } catch (...) {
+      // As MicroPython: cancelling the gather cancels the tasks still running.
+      unregister();
+      for (std::size_t i = 0; i < count; ++i) loop.cancel(tasks[i]);
+      throw;
+    }
+  }
+  unregister();
+  if (state.failed) std::rethrow_exception(state.failed->error);
+}
+
+void wait_for_record(TaskRecord* task, Micros timeout) {
+  Loop& loop = loop_with_task("wait_for");
+  if (timeout < 0) {
+    await_task(task, -1);
+    return;
+  }
+  WakeReason reason;
+  try {
+    reason = await_task(task, loop.refresh_time() + timeout);
+  } catch (const CancelledError&) {
+    loop.cancel(task);  // wait_for itself was cancelled: take the task down with it
+    throw;
+  }
+  if (reason != WakeReason::kTimeout || task->state == TaskState::kDone) return;
+  loop.cancel(task);
+  await_task(task, -1);  // let it unwind; throws only if we are cancelled meanwhile
+  throw TimeoutError();
+}
+
+}  // namespace detail
+}  // namespace asyncio

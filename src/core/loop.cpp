@@ -1,0 +1,494 @@
+// The scheduler: MicroPython's core.py run loop on fibers, with asyncio_alt's policies.
+//
+// A task that waits calls suspend(); suspend() picks the next task and switches straight to
+// it. Picking polls every event source first (SPEC S2), moves expired timers to the ready
+// queue, and blocks in the backend only when nothing is ready (S3).
+#include "asyncio/loop.hpp"
+
+#include <string>
+
+#include "asyncio/errors.hpp"
+#include "asyncio/pollable.hpp"
+#include "asyncio/task.hpp"
+
+namespace asyncio {
+
+using detail::Fiber;
+using detail::FlagNode;
+using detail::PollableWait;
+using detail::TaskRecord;
+using detail::TaskState;
+using detail::WakeReason;
+
+namespace {
+thread_local std::shared_ptr<Loop> thread_loop;
+// The loop running on this thread, if any: tasks find their loop through it, even while the
+// thread's default loop is being replaced or destroyed.
+thread_local Loop* running_loop = nullptr;
+
+struct RunningScope {
+  explicit RunningScope(Loop* loop) : previous(running_loop) { running_loop = loop; }
+  ~RunningScope() { running_loop = previous; }
+  RunningScope(const RunningScope&) = delete;
+  RunningScope& operator=(const RunningScope&) = delete;
+  Loop* previous;
+};
+
+std::string describe(const std::exception_ptr& error) {
+  if (!error) return "no exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (const CancelledError& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+}  // namespace
+
+Loop::Loop() : Loop(Options{}) {}
+
+Loop::Loop(Options options)
+    : backend_(detail::port::make_backend(*this, options.backend.c_str())) {
+  now_ = detail::port::now();
+}
+
+Loop::~Loop() {
+  try {
+    close();
+  } catch (...) {
+    detail::port::log_error("asyncio: error while closing a loop in its destructor");
+  }
+}
+
+// ---- Running ----
+
+void Loop::run_forever() {
+  main_task_ = nullptr;
+  run_loop();
+}
+
+void Loop::run_until_task_done(TaskRecord* task) {
+  if (task->state == TaskState::kDone) return;
+  if (task->loop != this) throw RuntimeError("run_until_complete: task belongs to another loop");
+  main_task_ = task;
+  run_loop();
+  main_task_ = nullptr;
+  if (deadlocked_) {
+    deadlocked_ = false;
+    throw RuntimeError(
+        "run: task '" + task->name +
+        "' can never finish: every remaining task waits on an Event, Lock or task that no "
+        "running task, timer, I/O or ThreadSafeFlag can complete (deadlock)");
+  }
+}
+
+void Loop::run_loop() {
+  if (running_) throw RuntimeError("run: the loop is already running");
+  RunningScope scope(this);
+  running_ = true;
+  stop_requested_ = false;
+  deadlocked_ = false;
+  refresh_time();
+  if (TaskRecord* next = pick_next()) switch_to(next, false);
+  running_ = false;
+  stop_requested_ = false;
+}
+
+void Loop::close() {
+  if (running_) throw RuntimeError("close: the loop is running");
+  // Cancel every task and let each unwind so that its destructors run; a task that ignores
+  // the cancellation and waits again is abandoned after a few rounds.
+  for (int round = 0; round < 3 && live_tasks_ > 0; ++round) {
+    for (auto* node = live_tasks_list_.front(); node; node = live_tasks_list_.next(node)) {
+      cancel(static_cast<detail::LiveLink*>(node)->task);
+    }
+    run_until_idle();
+  }
+  while (auto* node = live_tasks_list_.pop_front()) {
+    TaskRecord* task = static_cast<detail::LiveLink*>(node)->task;
+    detail::port::log_error(("asyncio: abandoning task '" + task->name +
+                             "' that did not finish when cancelled at close()")
+                                .c_str());
+    if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
+    task->state = TaskState::kDone;
+    task->cancelled = true;
+    detail::port::release_stack(task->stack);
+    task->stack = {};
+    --live_tasks_;
+    detail::drop_reference(task);
+  }
+  // Ready tasks were all live; after the loop above the queue holds none.
+  while (ready_.pop()) {
+  }
+}
+
+void Loop::run_until_idle() {
+  RunningScope scope(this);
+  stop_when_idle_ = true;
+  main_task_ = nullptr;
+  running_ = true;
+  refresh_time();
+  if (TaskRecord* next = pick_next()) switch_to(next, false);
+  running_ = false;
+  stop_when_idle_ = false;
+}
+
+// ---- Picking the next task ----
+
+TaskRecord* Loop::pick_next() {
+  for (;;) {
+    if (stop_requested_) return nullptr;
+    poll_sources();
+    if (!timers_.empty()) advance_timers();
+    if (TaskRecord* task = ready_.pop()) return task;
+    if (stop_when_idle_) return nullptr;
+    if (nothing_can_happen()) {
+      deadlocked_ = main_task_ != nullptr;
+      return nullptr;
+    }
+    wait_for_events();
+  }
+}
+
+inline void Loop::poll_sources() {
+  backend_->poll_if_ready();
+  if (signalled_flags_.load(std::memory_order_relaxed)) drain_signalled_flags();
+  if (!pollables_.empty()) poll_pollables();
+}
+
+void Loop::advance_timers() {
+  now_ = detail::port::now();
+  while (!timers_.empty() && timers_.top()->due <= now_) {
+    TaskRecord* task = timers_.pop();
+    task->wake_reason = WakeReason::kTimeout;
+    // Keep the task's own due time: it is older than anything queued since the last clock
+    // reading, so the FIFO stays in due order (see ready_queue.hpp).
+    ready_.push_due(task, task->due);
+  }
+}
+
+Micros Loop::refresh_time() {
+  advance_timers();
+  return now_;
+}
+
+bool Loop::nothing_can_happen() const {
+  return ready_.empty() && timers_.empty() && pollables_.empty() && external_waiters_ == 0 &&
+         !backend_->has_waiters() &&
+         signalled_flags_.load(std::memory_order_relaxed) == nullptr;
+}
+
+void Loop::wait_for_events() {
+  Micros deadline = timers_.empty() ? -1 : timers_.top()->due;
+  if (!pollables_.empty()) {
+    const Micros poll_at = now_ + kPollableIntervalUs;
+    if (deadline < 0 || poll_at < deadline) deadline = poll_at;
+  }
+  // Publish that we may block before the last look at the flags: signal_flag() pushes, then
+  // reads sleeping_; we store sleeping_, then read the stack. One of us sees the other.
+  sleeping_.store(true);
+  if (signalled_flags_.load() == nullptr) backend_->wait(deadline);
+  sleeping_.store(false, std::memory_order_relaxed);
+}
+
+// ---- Switching ----
+
+void Loop::switch_to(Fiber* next, bool finished) {
+  Fiber* from = running_fiber_;
+  if (current_ && !detail::port::stack_intact(current_->stack)) {
+    detail::port::fatal(("asyncio: stack overflow in task '" + current_->name + "'").c_str());
+  }
+  running_fiber_ = next;
+  current_ = next == &loop_fiber_ ? nullptr : static_cast<TaskRecord*>(next);
+  if (current_) current_->state = TaskState::kRunning;
+  if (from != next) detail::port::switch_fiber(from, next, finished);
+  after_switch();
+}
+
+void Loop::after_switch() {
+  if (TaskRecord* task = finished_) {
+    finished_ = nullptr;
+    detail::port::release_stack(task->stack);
+    task->stack = {};
+    detail::drop_reference(task);  // the loop's reference, taken in spawn()
+  }
+}
+
+void Loop::fiber_main(Fiber* fiber) {
+  auto* task = static_cast<TaskRecord*>(fiber);
+  Loop& loop = *task->loop;
+  loop.after_switch();
+  task->started = true;
+  if (task->cancel_pending) {
+    // Cancelled before it ever ran: MicroPython throws into the coroutine at its start.
+    task->cancel_pending = false;
+    task->cancelled = true;
+    task->error = std::make_exception_ptr(CancelledError{});
+  } else {
+    try {
+      task->invoke();
+    } catch (const CancelledError&) {
+      task->cancelled = true;
+      task->error = std::current_exception();
+    } catch (...) {
+      task->error = std::current_exception();
+    }
+  }
+  loop.finish_task(task);
+}
+
+void Loop::finish_task(TaskRecord* task) {
+  task->state = TaskState::kDone;
+  task->live_link.unlink();
+  --live_tasks_;
+  const bool awaited = !task->done_callbacks.empty();
+  while (auto* node = task->done_callbacks.pop_front()) {
+    auto* callback = static_cast<detail::DoneCallback*>(node);
+    callback->fn(callback, task);
+  }
+  if (!awaited && task->error && !task->cancelled) report_unretrieved(task);
+  finished_ = task;  // its stack is released by whoever runs next: we are standing on it
+  Fiber* next = &loop_fiber_;
+  if (task != main_task_) {
+    if (TaskRecord* ready = pick_next()) next = ready;
+  }
+  switch_to(next, true);
+  detail::port::fatal("asyncio: a finished task was resumed");
+}
+
+// ---- Task-facing primitives ----
+
+void Loop::spawn(TaskRecord* task) {
+  task->loop = this;
+  task->id = next_task_id_++;
+  if (task->name.empty()) task->name = "task-" + std::to_string(task->id);
+  task->stack = detail::port::allocate_stack(task->stack.size);
+  task->entry = &Loop::fiber_main;
+  detail::port::make_fiber(task);
+  detail::add_reference(task);
+  task->live_link.task = task;
+  live_tasks_list_.push_back(&task->live_link);
+  ++live_tasks_;
+  ready_.push_due(task, now_);
+}
+
+WakeReason Loop::suspend(Micros deadline) {
+  TaskRecord* me = current_;
+  if (!me) throw RuntimeError("asyncio: a task-only call was made outside a task");
+  if (me->cancel_pending) {
+    me->cancel_pending = false;
+    throw CancelledError{};
+  }
+  me->state = TaskState::kSuspended;
+  me->wake_reason = WakeReason::kNone;
+  if (deadline >= 0) {
+    if (deadline <= now_) {
+      me->wake_reason = WakeReason::kTimeout;
+      ready_.push_due(me, now_);
+    } else {
+      me->due = deadline;
+      me->sequence = next_sequence_++;
+      timers_.push(me);
+    }
+  }
+  TaskRecord* next = pick_next();
+  if (next != me) {
+    switch_to(next ? next : &loop_fiber_, false);
+  } else {
+    me->state = TaskState::kRunning;
+  }
+  if (me->cancel_pending) {
+    me->cancel_pending = false;
+    throw CancelledError{};
+  }
+  return me->wake_reason;
+}
+
+void Loop::yield_now() {
+  TaskRecord* me = current_;
+  if (!me) throw RuntimeError("sleep: called outside a task");
+  if (me->cancel_pending) {
+    me->cancel_pending = false;
+    throw CancelledError{};
+  }
+  // Timers that fell due must queue ahead of us: we go behind every task already due (S1).
+  if (!timers_.empty()) advance_timers();
+  ready_.push_due(me, now_);
+  TaskRecord* next = pick_next();
+  if (next != me) {
+    switch_to(next ? next : &loop_fiber_, false);
+  } else {
+    me->state = TaskState::kRunning;
+  }
+  if (me->cancel_pending) {
+    me->cancel_pending = false;
+    throw CancelledError{};
+  }
+}
+
+void Loop::wake(TaskRecord* task, WakeReason reason) {
+  if (task->state != TaskState::kSuspended) return;
+  if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
+  task->wake_reason = reason;
+  ready_.push_due(task, now_);
+}
+
+void Loop::wake_io(TaskRecord* task, unsigned events) {
+  if (task->state != TaskState::kSuspended) return;
+  if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
+  task->wake_reason = WakeReason::kIo;
+  task->io_events = events;
+  // A fresh clock keeps the starvation bound honest while the loop is busy (S2).
+  advance_timers();
+  ready_.push_io(task, now_);
+}
+
+bool Loop::cancel(TaskRecord* task) {
+  if (task->state == TaskState::kDone) return false;
+  task->cancel_pending = true;
+  if (task->state == TaskState::kSuspended) wake(task, WakeReason::kCancel);
+  return true;
+}
+
+// ---- ThreadSafeFlag delivery ----
+
+void Loop::signal_flag(FlagNode* flag) noexcept {
+  if (flag->queued.exchange(true)) return;  // already on the stack: the loop will see it
+  FlagNode* head = signalled_flags_.load(std::memory_order_relaxed);
+  do {
+    flag->next_signalled = head;
+  } while (!signalled_flags_.compare_exchange_weak(head, flag));
+  if (sleeping_.load()) backend_->wake();
+}
+
+void Loop::drain_signalled_flags() {
+  FlagNode* stack = signalled_flags_.exchange(nullptr, std::memory_order_acquire);
+  // The stack is last-in first-out; serve flags in the order they were set.
+  FlagNode* in_order = nullptr;
+  while (stack) {
+    FlagNode* next = stack->next_signalled;
+    stack->next_signalled = in_order;
+    in_order = stack;
+    stack = next;
+  }
+  while (in_order) {
+    FlagNode* next = in_order->next_signalled;
+    in_order->next_signalled = nullptr;
+    // Clear before looking at the flag: a set() racing with us then queues it again.
+    in_order->queued.store(false);
+    in_order->on_signalled();
+    in_order = next;
+  }
+}
+
+// ---- Pollable devices ----
+
+void Loop::poll_pollables() {
+  for (auto* node = pollables_.front(); node;) {
+    auto* wait = static_cast<PollableWait*>(node);
+    node = pollables_.next(node);
+    unsigned ready = 0;
+    try {
+      ready = wait->device->poll(wait->events);
+    } catch (...) {
+      wait->error = std::current_exception();
+      ready = detail::kPollError;
+    }
+    if (ready == 0) continue;
+    wait->unlink();
+    wake_io(wait->task, ready);
+  }
+}
+
+unsigned Loop::wait_pollable(Pollable& device, unsigned events, Micros deadline) {
+  PollableWait wait;
+  wait.device = &device;
+  wait.events = events;
+  wait.task = current_;
+  if (!wait.task) throw RuntimeError("wait_pollable: called outside a task");
+  pollables_.push_back(&wait);
+  try {
+    suspend(deadline);
+  } catch (...) {
+    wait.unlink();
+    throw;
+  }
+  wait.unlink();
+  if (wait.error) std::rethrow_exception(wait.error);
+  return wait.task->io_events;
+}
+
+// ---- Modes and the exception handler ----
+
+void Loop::power_mode(bool on) {
+  if (on && !detail::port::low_power_supported()) {
+    throw ValueError("power_mode(true): low-power mode is not supported on this platform");
+  }
+  low_power_ = on;
+}
+
+void Loop::set_io_priority_bound(Micros bound) {
+  if (bound < 0) throw ValueError("set_io_priority_bound: the bound must be >= 0");
+  ready_.set_io_priority_bound(bound);
+}
+
+void Loop::set_exception_handler(ExceptionHandler handler) {
+  exception_handler_ = std::move(handler);
+}
+
+void Loop::call_exception_handler(const ExceptionContext& context) {
+  try {
+    if (exception_handler_) {
+      exception_handler_(*this, context);
+    } else {
+      default_exception_handler(*this, context);
+    }
+  } catch (...) {
+    detail::port::log_error("asyncio: the exception handler itself raised an exception");
+  }
+}
+
+void Loop::default_exception_handler(Loop& /*loop*/, const ExceptionContext& context) {
+  std::string line = context.message;
+  if (!context.task.empty()) line += " (task '" + context.task + "')";
+  if (context.exception) line += ": " + describe(context.exception);
+  detail::port::log_error(line.c_str());
+}
+
+void Loop::report_unretrieved(TaskRecord* task) {
+  call_exception_handler({"Task exception wasn't retrieved", task->error, task->name});
+}
+
+// ---- The thread's loop ----
+
+Loop& Loop::current_thread_loop() {
+  if (!thread_loop) thread_loop = std::make_shared<Loop>();
+  return *thread_loop;
+}
+
+void Loop::set_current_thread_loop(std::shared_ptr<Loop> loop) {
+  if (thread_loop && thread_loop->is_running()) {
+    throw RuntimeError("new_event_loop: the current loop is running");
+  }
+  // Close while still installed, so that unwinding tasks find their own loop.
+  if (thread_loop) thread_loop->close();
+  thread_loop = std::move(loop);
+}
+
+Loop& get_event_loop() { return running_loop ? *running_loop : Loop::current_thread_loop(); }
+
+Loop& new_event_loop(Loop::Options options) {
+  Loop::set_current_thread_loop(nullptr);  // close the old loop before opening a backend
+  Loop::set_current_thread_loop(std::make_shared<Loop>(std::move(options)));
+  return Loop::current_thread_loop();
+}
+
+bool roundrobin() { return get_event_loop().roundrobin(); }
+void roundrobin(bool on) { get_event_loop().roundrobin(on); }
+bool power_mode() { return get_event_loop().power_mode(); }
+void power_mode(bool on) { get_event_loop().power_mode(on); }
+
+}  // namespace asyncio

@@ -1,0 +1,70 @@
+// Task handles, awaiting a task, current_task() (SPEC S7).
+#include <exception>
+
+#include "asyncio/task.hpp"
+
+namespace asyncio {
+namespace detail {
+
+void add_reference(TaskRecord* task) noexcept { ++task->references; }
+
+void drop_reference(TaskRecord* task) noexcept {
+  if (--task->references == 0) delete task;
+}
+
+namespace {
+/// Wakes the awaiting task when the awaited one finishes; lives in the awaiter's frame.
+struct AwaitNode : DoneCallback {
+  TaskRecord* waiter = nullptr;
+};
+
+void wake_awaiter(DoneCallback* self, TaskRecord* /*finished*/) {
+  TaskRecord* waiter = static_cast<AwaitNode*>(self)->waiter;
+  waiter->loop->wake(waiter, WakeReason::kEvent);
+}
+}  // namespace
+
+WakeReason await_task(TaskRecord* task, Micros deadline) {
+  if (!task) throw RuntimeError("await: empty task handle");
+  if (task->state == TaskState::kDone) return WakeReason::kEvent;
+  Loop& loop = *task->loop;
+  TaskRecord* me = loop.current();
+  if (!me) throw RuntimeError("await: called outside a task; use asyncio::run() or run_until_complete()");
+  if (me == task) throw RuntimeError("await: a task cannot await itself ('" + me->name + "')");
+  AwaitNode node;
+  node.fn = &wake_awaiter;
+  node.waiter = me;
+  task->done_callbacks.push_back(&node);
+  WakeReason reason;
+  try {
+    reason = loop.suspend(deadline);
+  } catch (...) {
+    node.unlink();
+    throw;
+  }
+  node.unlink();
+  return reason;
+}
+
+void check_result(const TaskRecord* task) {
+  if (!task) throw RuntimeError("result: empty task handle");
+  if (task->state != TaskState::kDone) {
+    throw RuntimeError("result: task '" + task->name + "' is not done");
+  }
+  if (task->error) std::rethrow_exception(task->error);
+}
+
+}  // namespace detail
+
+std::exception_ptr TaskBase::exception() const {
+  if (!done()) throw RuntimeError("exception: task '" + name() + "' is not done");
+  return record_->error;
+}
+
+TaskBase current_task() {
+  detail::TaskRecord* task = get_event_loop().current();
+  if (!task) throw RuntimeError("current_task: no task is running");
+  return TaskBase(task);
+}
+
+}  // namespace asyncio

@@ -1,0 +1,60 @@
+// ThreadSafeFlag (SPEC S5). set() is async-signal-safe: atomics and Loop::signal_flag only.
+#include "asyncio/threadsafe_flag.hpp"
+
+#include "asyncio/errors.hpp"
+
+namespace asyncio {
+
+ThreadSafeFlag::~ThreadSafeFlag() {
+  if (queued.load()) {
+    detail::port::fatal("ThreadSafeFlag destroyed while set() was still being delivered");
+  }
+}
+
+void ThreadSafeFlag::set() noexcept {
+  // Store the flag before reading the loop: wait() stores the loop before reading the flag,
+  // so with sequentially consistent order one of the two always sees the other.
+  set_.store(true);
+  if (Loop* loop = loop_.load()) loop->signal_flag(this);
+}
+
+void ThreadSafeFlag::wait() {
+  Loop& loop = get_event_loop();
+  detail::TaskRecord* me = loop.current();
+  if (!me) throw RuntimeError("ThreadSafeFlag.wait: called outside a task");
+  if (waiter_) {
+    throw RuntimeError("ThreadSafeFlag.wait: task '" + waiter_->name +
+                       "' is already waiting; one waiter at a time");
+  }
+  Loop* bound = nullptr;
+  if (!loop_.compare_exchange_strong(bound, &loop) && bound != &loop) {
+    throw RuntimeError("ThreadSafeFlag.wait: flag belongs to another loop");
+  }
+  if (set_.exchange(false)) return;
+  waiter_ = me;
+  loop.add_external_waiter();
+  try {
+    loop.suspend();
+  } catch (...) {
+    if (waiter_ == me) {
+      waiter_ = nullptr;
+      loop.remove_external_waiter();
+    } else {
+      // on_signalled() consumed a set for us, then we were cancelled before running: keep the
+      // set for the next waiter, so that it is never lost (S5).
+      set_.store(true);
+    }
+    throw;
+  }
+}
+
+void ThreadSafeFlag::on_signalled() {
+  if (!waiter_ || !set_.exchange(false)) return;
+  detail::TaskRecord* waiter = waiter_;
+  waiter_ = nullptr;
+  Loop& loop = *waiter->loop;
+  loop.remove_external_waiter();
+  loop.wake_io(waiter, detail::kPollRead);
+}
+
+}  // namespace asyncio

@@ -1,0 +1,124 @@
+// Waiting on file descriptors, shared by both backends; the backend choice (SPEC section 3).
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+
+#include "asyncio/errors.hpp"
+#include "asyncio/io.hpp"
+#include "asyncio/loop.hpp"
+#include "linux_backend.hpp"
+
+namespace asyncio {
+namespace detail {
+
+void LinuxBackend::start_wait(int fd, unsigned events, TaskRecord* task) {
+  FdWaiters& entry = waiters(fd);
+  TaskRecord*& slot = events == kPollRead ? entry.reader : entry.writer;
+  if (slot) {
+    throw RuntimeError("wait_io: task '" + slot->name + "' is already waiting to " +
+                       (events == kPollRead ? "read" : "write") + " fd " + std::to_string(fd));
+  }
+  slot = task;
+  try {
+    (events == kPollRead ? entry.reader_token : entry.writer_token) = arm(fd, entry, events);
+  } catch (...) {
+    slot = nullptr;
+    throw;
+  }
+  ++waiting_;
+}
+
+void LinuxBackend::cancel_wait(int fd, unsigned events, TaskRecord* task) {
+  FdWaiters& entry = waiters(fd);
+  TaskRecord*& slot = events == kPollRead ? entry.reader : entry.writer;
+  if (slot != task) return;  // already delivered
+  slot = nullptr;
+  --waiting_;
+  disarm(fd, entry, events, events == kPollRead ? entry.reader_token : entry.writer_token);
+}
+
+void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int error) {
+  FdWaiters& entry = waiters(fd);
+  for (TaskRecord** slot : {&entry.reader, &entry.writer}) {
+    const unsigned direction = slot == &entry.reader ? kPollRead : kPollWrite;
+    TaskRecord* task = *slot;
+    if (!task || !(directions & direction)) continue;
+    *slot = nullptr;
+    --waiting_;
+    task->io_error = error;
+    loop_.wake_io(task, ready);
+  }
+}
+
+WakeFd::WakeFd() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) throw OSError(errno, "eventfd");
+}
+
+WakeFd::~WakeFd() { close(fd_); }
+
+void WakeFd::signal() const noexcept {
+  // Registered edge-triggered (epoll) or multishot (io_uring): every write is an event, so the
+  // loop never needs to read the counter back; it cannot reach its 2^64-2 limit in practice.
+  const std::uint64_t one = 1;
+  ssize_t ignored = write(fd_, &one, sizeof one);
+  (void)ignored;
+}
+
+namespace port {
+
+std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested) {
+  std::string name = requested && *requested ? requested : "";
+  if (name.empty()) {
+    const char* environment = std::getenv("ASYNCIO_BACKEND");
+    name = environment && *environment ? environment : "auto";
+  }
+  if (name == "epoll") return std::unique_ptr<IoBackend>(make_epoll_backend(loop));
+  if (name == "uring" || name == "io_uring") {
+    return std::unique_ptr<IoBackend>(make_uring_backend(loop));
+  }
+  if (name != "auto") {
+    throw ValueError("unknown backend '" + name + "': expected auto, uring or epoll");
+  }
+  try {
+    return std::unique_ptr<IoBackend>(make_uring_backend(loop));
+  } catch (const OSError& error) {
+    // What a kernel without io_uring, io_uring_disabled=1|2 or a seccomp filter answer.
+    if (error.error() != EPERM && error.error() != ENOSYS && error.error() != EINVAL) throw;
+    static bool told = false;
+    if (!told) {
+      told = true;
+      spdlog::info("asyncio: io_uring unavailable ({}); using epoll", error.what());
+    }
+    return std::unique_ptr<IoBackend>(make_epoll_backend(loop));
+  }
+}
+
+}  // namespace port
+}  // namespace detail
+
+unsigned wait_io(int fd, unsigned events) {
+  Loop& loop = get_event_loop();
+  detail::TaskRecord* me = loop.current();
+  if (!me) throw RuntimeError("wait_io: called outside a task");
+  if (fd < 0) throw OSError(EBADF, "wait_io: bad file descriptor " + std::to_string(fd));
+  if (events != POLL_RD && events != POLL_WR) {
+    throw ValueError("wait_io: events must be POLL_RD or POLL_WR");
+  }
+  auto& backend = static_cast<detail::LinuxBackend&>(loop.backend());
+  backend.start_wait(fd, events, me);
+  me->io_error = 0;
+  try {
+    loop.suspend();
+  } catch (...) {
+    backend.cancel_wait(fd, events, me);
+    throw;
+  }
+  if (me->io_error) throw OSError(me->io_error, "wait_io: fd " + std::to_string(fd));
+  return me->io_events;
+}
+
+}  // namespace asyncio

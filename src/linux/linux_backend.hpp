@@ -1,0 +1,68 @@
+// What the two Linux backends (epoll, io_uring) share: waiting tasks per file descriptor.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "asyncio/detail/port.hpp"
+#include "asyncio/detail/task_record.hpp"
+
+namespace asyncio::detail {
+
+/// The tasks waiting on one descriptor: at most one per direction, as MicroPython's IOQueue.
+struct FdWaiters {
+  TaskRecord* reader = nullptr;
+  TaskRecord* writer = nullptr;
+  std::uint64_t reader_token = 0;  // the backend's handle for each pending wait
+  std::uint64_t writer_token = 0;
+  unsigned armed = 0;              // epoll: a one-shot registration is pending
+  bool registered = false;         // epoll: the descriptor is in the interest list
+};
+
+class LinuxBackend : public IoBackend {
+ public:
+  /// Registers `task` as waiting for `events` (kPollRead or kPollWrite) on `fd`.
+  /// Throws OSError (bad descriptor…) or RuntimeError (that direction already has a waiter).
+  void start_wait(int fd, unsigned events, TaskRecord* task);
+  /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
+  void cancel_wait(int fd, unsigned events, TaskRecord* task);
+  bool has_waiters() const override { return waiting_ > 0; }
+
+ protected:
+  explicit LinuxBackend(Loop& loop) : loop_(loop) {}
+  FdWaiters& waiters(int fd) {
+    if (static_cast<std::size_t>(fd) >= fds_.size()) fds_.resize(static_cast<std::size_t>(fd) + 1);
+    return fds_[static_cast<std::size_t>(fd)];
+  }
+  /// Wakes the waiters on `fd` in `directions` (kPollRead|kPollWrite) with `ready` (kPoll*
+  /// bits); a non-zero `error` (an errno) makes their wait_io throw OSError.
+  void deliver(int fd, unsigned directions, unsigned ready, int error = 0);
+
+  /// Backend hooks: begin/withdraw the kernel side of a wait. `token` identifies it.
+  virtual std::uint64_t arm(int fd, FdWaiters& entry, unsigned events) = 0;
+  virtual void disarm(int fd, FdWaiters& entry, unsigned events, std::uint64_t token) = 0;
+
+  Loop& loop_;
+  std::vector<FdWaiters> fds_;
+  int waiting_ = 0;
+};
+
+/// The eventfd that interrupts a blocked wait (ThreadSafeFlag, other threads).
+class WakeFd {
+ public:
+  WakeFd();
+  ~WakeFd();
+  WakeFd(const WakeFd&) = delete;
+  WakeFd& operator=(const WakeFd&) = delete;
+  int fd() const { return fd_; }
+  /// Async-signal-safe: one write(2).
+  void signal() const noexcept;
+
+ private:
+  int fd_;
+};
+
+IoBackend* make_epoll_backend(Loop& loop);
+IoBackend* make_uring_backend(Loop& loop);
+
+}  // namespace asyncio::detail

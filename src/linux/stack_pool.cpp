@@ -1,0 +1,180 @@
+// Task stacks: pooled, lazily committed, each with overflow detection.
+//
+// Stacks are carved from slabs mapped with MAP_NORESERVE, so a sleeping task costs only the
+// pages it touched (about one). Every stack has a sentinel at its lowest usable word, checked
+// by the core at every switch. Below it, a PROT_NONE guard page catches an overflow the moment
+// it happens, while the kernel's mapping limit allows: each guard splits the slab mapping, and
+// vm.max_map_count (65530 by default) caps a process at that many mappings, so with 100,000
+// tasks the later stacks rely on the sentinel alone.
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "asyncio/detail/port.hpp"
+#include "asyncio/detail/task_record.hpp"
+#include "fiber_tracking.hpp"
+
+namespace asyncio::detail::port {
+namespace {
+
+constexpr std::size_t kPage = 4096;
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t kDefaultStackSize = 256 * 1024;  // ASan's redzones triple frame sizes
+#else
+constexpr std::size_t kDefaultStackSize = 128 * 1024;  // Boost.Fiber's default, lazily committed
+#endif
+constexpr std::size_t kStacksPerSlab = 64;
+constexpr std::uint64_t kSentinel = 0x5AFE57AC4B0770Full;
+// Stacks handed out with a guard page, at most this share of vm.max_map_count (two mappings
+// each), leaving the rest to the program's own mappings.
+constexpr long kGuardShareNumerator = 3;
+constexpr long kGuardShareDenominator = 8;
+
+long read_max_map_count() {
+  long value = 65530;  // the kernel's default (DEFAULT_MAX_MAP_COUNT)
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (std::fscanf(f, "%ld", &value) != 1) value = 65530;
+    std::fclose(f);
+  }
+  return value;
+}
+
+/// The sentinel sits right above the guard page, at the lowest address a fiber may reach.
+std::uint64_t* sentinel_of(const Stack& stack) {
+  return reinterpret_cast<std::uint64_t*>(static_cast<char*>(stack.base) + kPage);
+}
+
+void install_overflow_handler();
+
+/// Free stacks by size. Shared by every thread's loop behind a mutex: a stack is taken only
+/// when a task is created, never on a switch.
+class StackPool {
+ public:
+  Stack allocate(std::size_t size) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    auto& free_list = free_[size];
+    if (free_list.empty()) refill(size, free_list);
+    void* base = free_list.back();
+    free_list.pop_back();
+    Stack stack{base, size};
+    *sentinel_of(stack) = kSentinel;
+    return stack;
+  }
+
+  void release(Stack stack) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    free_[stack.size].push_back(stack.base);
+  }
+
+ private:
+  void refill(std::size_t size, std::vector<void*>& free_list) {
+    const std::size_t bytes = size * kStacksPerSlab;
+    void* slab = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (slab == MAP_FAILED) throw std::bad_alloc();
+    slabs_.emplace_back(slab, bytes);
+    static const long guard_budget =
+        read_max_map_count() * kGuardShareNumerator / kGuardShareDenominator / 2;
+    // Push in reverse so that stacks are handed out in address order.
+    for (std::size_t i = kStacksPerSlab; i-- > 0;) {
+      char* base = static_cast<char*>(slab) + i * size;
+      if (guarded_stacks() < guard_budget && mprotect(base, kPage, PROT_NONE) == 0) {
+        ++guarded_stacks();
+      }
+      free_list.push_back(base);
+    }
+  }
+
+  static long& guarded_stacks() {
+    static long count = 0;  // process-wide: the mapping limit is per process
+    return count;
+  }
+
+  std::mutex mutex_;
+  std::map<std::size_t, std::vector<void*>> free_;
+  std::vector<std::pair<void*, std::size_t>> slabs_;
+};
+
+// Never destroyed: loops closed by thread-exit or static destructors still return stacks.
+StackPool& pool = *new StackPool;
+
+// ---- Guard-page faults ----
+
+struct sigaction previous_segv_action;
+
+void write_text(const char* text) {
+  ssize_t ignored = write(STDERR_FILENO, text, std::strlen(text));
+  (void)ignored;
+}
+
+/// SIGSEGV on the alternate stack: if the fault hit the running task's guard page, say so and
+/// name the task; otherwise restore the previous action and let the fault happen again.
+void on_segv(int signal, siginfo_t* info, void* context) {
+  const Fiber* fiber = running_fiber;
+  const char* address = static_cast<const char*>(info->si_addr);
+  if (fiber && fiber->stack.base && address >= static_cast<const char*>(fiber->stack.base) &&
+      address < static_cast<const char*>(fiber->stack.base) + kPage) {
+    write_text("asyncio: stack overflow in task '");
+    write_text(static_cast<const TaskRecord*>(fiber)->name.c_str());
+    write_text("' (guard page hit); give it a larger stack with TaskOptions::stack_size\n");
+    _exit(134);
+  }
+  (void)signal;
+  (void)context;
+  sigaction(SIGSEGV, &previous_segv_action, nullptr);
+}
+
+void install_overflow_handler() {
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // Each thread needs its own alternate stack: the faulting stack has no room left.
+  thread_local std::vector<char> alternate_stack;
+  if (alternate_stack.empty()) {
+    alternate_stack.resize(64 * 1024);
+    stack_t ss{};
+    ss.ss_sp = alternate_stack.data();
+    ss.ss_size = alternate_stack.size();
+    sigaltstack(&ss, nullptr);
+  }
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction action {};
+    action.sa_sigaction = &on_segv;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &previous_segv_action);
+  });
+#endif
+}
+
+}  // namespace
+
+Stack allocate_stack(std::size_t size) {
+  if (size == 0) size = kDefaultStackSize;
+  if (size < 4 * kPage) size = 4 * kPage;
+  size = (size + kPage - 1) / kPage * kPage;
+  install_overflow_handler();
+  return pool.allocate(size);
+}
+
+void release_stack(Stack stack) noexcept {
+  if (stack.base) pool.release(stack);
+}
+
+bool stack_intact(const Stack& stack) noexcept {
+  return !stack.base || *sentinel_of(stack) == kSentinel;
+}
+
+std::size_t usable_stack_size(const Stack& stack) {
+  return stack.size - kPage - sizeof(std::uint64_t) * 2;
+}
+
+}  // namespace asyncio::detail::port
