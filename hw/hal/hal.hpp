@@ -1,0 +1,84 @@
+// The chip contract: what one board file (hw/<board>/hal_<board>.cpp) implements.
+//
+// The scheduler core (src/core/) talks to the asyncio port contract
+// (include/asyncio/detail/port.hpp). The hw port (hw/port/) implements that contract once, for
+// every Cortex-M board, on top of the few calls below. As in Embassy, a board only says how to
+// keep time, how to wake and how to idle; the policy (when to sleep, for how long, what to poll
+// between slices) lives in hw/port/mcu_backend.cpp.
+//
+//   time      now(), schedule_wake(at), cancel_wake()      a 64-bit µs clock + one alarm
+//   idle      light_sleep()                                  WFI, with the chip's clock gating
+//   console   console_write(), console_read()                UART, non-blocking
+//   devices   gpio_*(), set_user_alarm()                     for the examples and tests
+//   end       exit(code)                                     emulator verdict / park on silicon
+//
+// Threading model: one core, thread mode runs the loop and its tasks (on the process stack),
+// handlers run on the main stack. Functions marked "ISR-safe" may be called from a handler.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hal {
+
+using Micros = std::int64_t;
+
+/// Clocks, console, tick source, interrupt enables. Called once by the reset handler, before
+/// static constructors run.
+void init();
+
+/// Short board name for logs and JSON: "rp2040", "rp2350", "an505".
+const char* board_name();
+
+// ---- Time driver ------------------------------------------------------------------------
+
+/// Monotonic microseconds since boot. ISR-safe.
+Micros now();
+
+/// Arms the wake-up alarm for `at` (absolute µs). Its interrupt does nothing but wake the core
+/// from light_sleep(); a later call replaces it. Returns false if `at` is already past, in
+/// which case no interrupt is promised (the caller must not sleep).
+bool schedule_wake(Micros at);
+
+/// Disarms the wake-up alarm.
+void cancel_wake();
+
+/// Resolution of schedule_wake (µs): the alarm cannot be set more finely than this.
+Micros wake_resolution();
+
+// ---- Idle -------------------------------------------------------------------------------
+
+/// Light sleep until an enabled interrupt is pending. Called with interrupts masked (PRIMASK
+/// set), so that a wake-up that happens between the caller's last check and the WFI is not
+/// lost: WFI returns on a pending interrupt even while masked. Returns with interrupts still
+/// masked; the caller unmasks them to let the handler run. Chips gate clocks here as
+/// MicroPython's machine.lightsleep() does (see each board file).
+void light_sleep();
+
+// ---- Console (UART) -----------------------------------------------------------------------
+
+/// Writes bytes to the console, waiting for FIFO space. Not ISR-safe.
+void console_write(const char* data, std::size_t size);
+/// Copies up to `size` received bytes; returns 0 at once if none are waiting.
+std::size_t console_read(char* data, std::size_t size);
+/// True if console_read would return at least one byte.
+bool console_readable();
+
+// ---- Devices for examples and tests -------------------------------------------------------
+
+/// Configures `pin` as a push-pull output (RP2: SIO function, pad enabled).
+void gpio_set_output(unsigned pin);
+void gpio_put(unsigned pin, bool value);
+
+/// A second hardware alarm, independent of the wake-up alarm: calls `handler` from interrupt
+/// context at `at` (absolute µs). A truly asynchronous source for ThreadSafeFlag tests.
+/// A handler may call set_user_alarm again (periodic sources). nullptr disarms.
+void set_user_alarm(Micros at, void (*handler)());
+
+// ---- End of a run -------------------------------------------------------------------------
+
+/// Flushes the console and ends the program: code 0 = pass. On an emulator the code becomes the
+/// process exit status (rp2040js: BKPT #code; QEMU: semihosting exit). On silicon the core parks.
+[[noreturn]] void exit(int code);
+
+}  // namespace hal

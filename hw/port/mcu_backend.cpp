@@ -1,0 +1,120 @@
+// The IoBackend of every hw board: how the loop waits (SPEC S3, S4).
+//
+// There are no file descriptors on a microcontroller: devices (UART, timers) are Pollables
+// (SPEC S9), which the core polls itself at every switch, and interrupt handlers reach the
+// loop through ThreadSafeFlag::set(), which calls wake(). What is left to the port is the
+// idle policy:
+//
+//   normal mode     poll continuously until the deadline, as MicroPython does: the CPU never
+//                   sleeps, the lowest latency (and ~18 mA on a Pico).
+//   low-power mode  light sleep (hal::light_sleep: WFI with the clocks gated) until the next due
+//                   time; while pollable devices wait, in slices of at most 20 ms with a poll
+//                   between slices (the seed's rule). Timers and interrupt-driven flags need no
+//                   slicing: their interrupts end the sleep.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "asyncio/loop.hpp"
+#include "cortex_m.hpp"
+#include "hal.hpp"
+#include "hw.hpp"
+
+namespace {
+
+using asyncio::Micros;
+
+hw::SleepStats stats;
+Micros stats_since = 0;
+
+class McuBackend final : public asyncio::detail::IoBackend {
+ public:
+  explicit McuBackend(asyncio::Loop& loop) : loop_(loop) {}
+
+  const char* name() const override { return hal::board_name(); }
+
+  // Nothing to do: devices are Pollables, which the core polls, and interrupt handlers signal
+  // through ThreadSafeFlags, which the core drains.
+  void poll_if_ready() override {}
+
+  void wait(Micros deadline) override {
+    if (loop_.power_mode()) {
+      sleep_until(low_power_deadline(deadline));
+    } else {
+      spin_until(deadline);
+    }
+    wake_requested_.store(false, std::memory_order_relaxed);
+  }
+
+  // From an interrupt handler (ThreadSafeFlag::set): a plain store; the interrupt itself has
+  // already ended any WFI, and the flag stops the loops below from going back to sleep.
+  void wake() noexcept override { wake_requested_.store(true, std::memory_order_relaxed); }
+
+  bool has_waiters() const override { return false; }
+
+  Micros timer_resolution() const override { return hal::wake_resolution(); }
+
+ private:
+  // The core caps its deadline at Loop::kPollableIntervalUs (1 ms) while pollables wait, and
+  // that is its only sign of them. In low-power mode that cap becomes the seed's 20 ms slice.
+  // A timer due inside the slice is then served up to 19 ms late, within the latency this mode
+  // trades away. (Cleaner: the core applies the 20 ms itself in low-power mode.)
+  Micros low_power_deadline(Micros deadline) const {
+    const Micros pollable_cap = loop_.time() + asyncio::Loop::kPollableIntervalUs;
+    if (deadline == pollable_cap) return loop_.time() + hw::kLowPowerPollUs;
+    return deadline;
+  }
+
+  void spin_until(Micros deadline) const {
+    while (!wake_requested_.load(std::memory_order_relaxed)) {
+      if (deadline >= 0 && hal::now() >= deadline) return;
+    }
+  }
+
+  // Interrupts stay masked between the last look at the wake flag and the WFI: an interrupt
+  // arriving in between stays pending, and WFI returns at once (ARMv6-M ARM B1.5.19).
+  void sleep_until(Micros deadline) {
+    const std::uint32_t saved = cortex_m::mask_interrupts();
+    while (!wake_requested_.load(std::memory_order_relaxed)) {
+      const Micros before = hal::now();
+      if (deadline >= 0 && (before >= deadline || !hal::schedule_wake(deadline))) break;
+      hal::light_sleep();
+      stats.asleep_us += hal::now() - before;
+      ++stats.sleeps;
+      cortex_m::run_pending_handlers();
+    }
+    hal::cancel_wake();
+    cortex_m::restore_interrupts(saved);
+  }
+
+  asyncio::Loop& loop_;
+  std::atomic<bool> wake_requested_{false};
+};
+
+}  // namespace
+
+namespace hw {
+
+SleepStats sleep_stats() {
+  SleepStats copy = stats;
+  copy.elapsed_us = hal::now() - stats_since;
+  return copy;
+}
+
+void reset_sleep_stats() {
+  stats = {};
+  stats_since = hal::now();
+}
+
+}  // namespace hw
+
+namespace asyncio::detail::port {
+
+std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* /*requested*/) {
+  // One backend per board; a requested name (a Linux notion) is ignored.
+  return std::make_unique<McuBackend>(loop);
+}
+
+bool low_power_supported() noexcept { return true; }
+
+}  // namespace asyncio::detail::port
