@@ -12,7 +12,7 @@
     .type   __aeabi_read_tp, %function
     .thumb_func
 __aeabi_read_tp:
-    ldr     r0, =__tdata_start - 8
+    ldr     r0, =__tls_base - 8
     bx      lr
     .ltorg
     .size   __aeabi_read_tp, . - __aeabi_read_tp
