@@ -52,7 +52,7 @@ void timer_test() {
   MillisecTimer timer;
   std::vector<asyncio::Task<void>> blockers;
   for (int n = 0; n < kBlockerCount; ++n) {
-    blockers.push_back(asyncio::create_task(asyncio::TaskOptions{"blocker", 1024}, block));
+    blockers.push_back(asyncio::create_task(asyncio::TaskOptions{"blocker", 0}, block));
   }
   pause(timer, demo::kRoundRobin, report);
   asyncio::roundrobin(false);

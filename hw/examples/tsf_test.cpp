@@ -51,7 +51,7 @@ void tsf_test() {
   demo::Report report("tsf_test", "source", "interrupt");
   std::vector<asyncio::Task<void>> blockers;
   for (int n = 0; n < kBlockerCount; ++n) {
-    blockers.push_back(asyncio::create_task(asyncio::TaskOptions{"blocker", 1024}, block));
+    blockers.push_back(asyncio::create_task(asyncio::TaskOptions{"blocker", 0}, block));
   }
   next_alarm = hal::now() + kPeriodUs;
   hal::set_user_alarm(next_alarm, on_alarm);

@@ -91,8 +91,10 @@ constexpr VectorTable make_vector_table() {
 
 extern "C" {
 
-// "used": nothing references the table; the linker script KEEPs its section.
-__attribute__((section(".vectors"), used)) const VectorTable hw_vector_table = make_vector_table();
+// "used": nothing references the table (the RP2350 board writes its address to VTOR); the
+// linker script KEEPs its section. "extern" gives the constant external linkage.
+__attribute__((section(".vectors"), used)) extern const VectorTable hw_vector_table =
+    make_vector_table();
 
 namespace {
 void copy_words(std::uint32_t* begin, std::uint32_t* end, const std::uint32_t* source) {
