@@ -4,14 +4,14 @@
 // while ten tasks each block the CPU for 5 ms and then yield. The flag is set by:
 //   task    another asyncio task, as in the seed (which "cheats": the set happens at a task
 //           switch, so in fast I/O mode the waiter runs at once);
-//   thread  a second thread every 100 ms: a truly asynchronous source, so up to one 5 ms
-//           block passes before the next switch notices the set;
-//   signal  a SIGALRM handler every 100 ms (set() is async-signal-safe).
+//   thread  a second thread about every 100 ms: a truly asynchronous source, so up to one
+//           5 ms block passes before the next switch notices the set;
+//   signal  a SIGALRM handler about every 100 ms (set() is async-signal-safe).
 // Round-robin scheduling queues the woken waiter behind every blocker (up to ~50 ms); fast
 // I/O runs it at the next task switch.
 
 #include <signal.h>
-#include <sys/time.h>
+#include <time.h>
 
 #include <asyncio/asyncio.hpp>
 #include <atomic>
@@ -23,6 +23,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -42,6 +43,8 @@ enum class Source { kTask, kThread, kSignal };
 // The signal handler touches only these atomics and ThreadSafeFlag::set().
 static_assert(std::atomic<int>::is_always_lock_free);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<void*>::is_always_lock_free);
 
 /// What a source and the waiting task share.
 struct Trigger {
@@ -60,14 +63,34 @@ struct Trigger {
   }
 };
 
-/// Calls trigger.fire() every 100 ms from a second thread.
+/// The next period of an asynchronous source: 100 ms plus a pseudo-random 0-5 ms. A fixed
+/// period would lock onto the blockers' 5 ms cycle (100 ms is exactly 20 blocks) and measure
+/// the same phase of a block over and over; the jitter makes each set land at a random point
+/// of the block under way, as a real interrupt would. xorshift32: async-signal-safe, and the
+/// fixed seed makes runs repeatable.
+class Jitter {
+ public:
+  std::int64_t next_period_ns() noexcept {
+    std::uint32_t x = state_.load(std::memory_order_relaxed);
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    state_.store(x, std::memory_order_relaxed);
+    return std::int64_t{kPeriodMs} * 1'000'000 + std::int64_t{x % 5000} * 1000;
+  }
+
+ private:
+  std::atomic<std::uint32_t> state_{2463534242u};
+};
+
+/// Calls trigger.fire() about every 100 ms from a second thread.
 class ThreadSource {
  public:
   explicit ThreadSource(Trigger& trigger)
       : thread_([this, &trigger] {
           auto next = std::chrono::steady_clock::now();
           while (running_.load()) {
-            next += std::chrono::milliseconds(kPeriodMs);
+            next += std::chrono::nanoseconds(jitter_.next_period_ns());
             std::this_thread::sleep_until(next);
             trigger.fire();
           }
@@ -81,43 +104,70 @@ class ThreadSource {
 
  private:
   std::atomic<bool> running_{true};
-  std::thread thread_;  // declared last: it reads running_ as soon as it starts
+  Jitter jitter_;
+  std::thread thread_;  // declared last: it uses the members above as soon as it starts
 };
 
-std::atomic<Trigger*> signal_trigger{nullptr};
+/// What the SIGALRM handler reaches; set while a SignalSource exists.
+struct SignalTarget {
+  Trigger* trigger = nullptr;
+  timer_t timer{};
+  Jitter jitter;
+};
+std::atomic<SignalTarget*> signal_target{nullptr};
+
+/// Re-arms `timer` as a one-shot `ns` from now. timer_settime is async-signal-safe.
+void arm_timer(timer_t timer, std::int64_t ns) {
+  itimerspec when{};
+  when.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  when.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  timer_settime(timer, 0, &when, nullptr);
+}
 
 extern "C" void on_alarm(int) {
   // set() may write an eventfd; the interrupted code must find errno as it left it.
   const int saved_errno = errno;
-  if (Trigger* trigger = signal_trigger.load()) trigger->fire();
+  if (SignalTarget* target = signal_target.load()) {
+    target->trigger->fire();
+    arm_timer(target->timer, target->jitter.next_period_ns());
+  }
   errno = saved_errno;
 }
 
-/// Calls trigger.fire() from a SIGALRM handler every 100 ms (setitimer).
+/// Calls trigger.fire() about every 100 ms from a SIGALRM handler (a POSIX timer).
 class SignalSource {
  public:
   explicit SignalSource(Trigger& trigger) {
-    signal_trigger.store(&trigger);
+    target_.trigger = &trigger;
+    sigevent event{};
+    event.sigev_notify = SIGEV_SIGNAL;
+    event.sigev_signo = SIGALRM;
+    if (timer_create(CLOCK_MONOTONIC, &event, &target_.timer) != 0) {
+      throw std::system_error(errno, std::generic_category(), "timer_create");
+    }
     struct sigaction action {};
     action.sa_handler = on_alarm;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
-    if (sigaction(SIGALRM, &action, &previous_) != 0) throw std::runtime_error("sigaction failed");
-    itimerval period{};
-    period.it_interval.tv_usec = kPeriodMs * 1000;
-    period.it_value.tv_usec = kPeriodMs * 1000;
-    if (setitimer(ITIMER_REAL, &period, nullptr) != 0) throw std::runtime_error("setitimer failed");
+    if (sigaction(SIGALRM, &action, &previous_) != 0) {
+      const int error = errno;
+      timer_delete(target_.timer);
+      throw std::system_error(error, std::generic_category(), "sigaction");
+    }
+    signal_target.store(&target_);
+    arm_timer(target_.timer, target_.jitter.next_period_ns());
   }
   SignalSource(const SignalSource&) = delete;
   SignalSource& operator=(const SignalSource&) = delete;
   ~SignalSource() {
-    itimerval off{};
-    setitimer(ITIMER_REAL, &off, nullptr);
+    // Stop the handler from re-arming before deleting the timer it re-arms.
+    signal_target.store(nullptr);
+    timer_delete(target_.timer);
     sigaction(SIGALRM, &previous_, nullptr);
-    signal_trigger.store(nullptr);
   }
 
  private:
+  SignalTarget target_;
   struct sigaction previous_ {};
 };
 
