@@ -122,6 +122,8 @@ class Loop {
   /// Waits for `device` to report any of `events` (SPEC S9); returns the ready events.
   unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1);
 
+  /// The loop running on the calling thread, or nullptr outside run_*().
+  static Loop* running() noexcept;
   /// The loop owning the calling thread (created on first use).
   static Loop& current_thread_loop();
   static void set_current_thread_loop(std::shared_ptr<Loop> loop);

@@ -12,9 +12,9 @@ using detail::WakeReason;
 
 namespace {
 Loop& loop_with_task(const char* what) {
-  Loop& loop = get_event_loop();
-  if (!loop.current()) throw RuntimeError(std::string(what) + ": called outside a task");
-  return loop;
+  Loop* loop = Loop::running();
+  if (!loop || !loop->current()) throw RuntimeError(std::string(what) + ": called outside a task");
+  return *loop;
 }
 }  // namespace
 

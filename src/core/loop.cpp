@@ -198,7 +198,7 @@ void Loop::wait_for_events() {
 
 void Loop::switch_to(Fiber* next, bool finished) {
   Fiber* from = running_fiber_;
-  if (current_ && !detail::port::stack_intact(current_->stack)) {
+  if (current_ && !current_->stack.intact()) {
     detail::port::fatal(("asyncio: stack overflow in task '" + current_->name + "'").c_str());
   }
   running_fiber_ = next;
@@ -477,6 +477,8 @@ void Loop::set_current_thread_loop(std::shared_ptr<Loop> loop) {
   if (thread_loop) thread_loop->close();
   thread_loop = std::move(loop);
 }
+
+Loop* Loop::running() noexcept { return running_loop; }
 
 Loop& get_event_loop() { return running_loop ? *running_loop : Loop::current_thread_loop(); }
 

@@ -36,8 +36,12 @@ struct ExceptionGlobals {
   unsigned int uncaught_exceptions;
 };
 
+/// Cached per thread: __cxa_get_globals() lives in libstdc++.so and costs a __tls_get_addr
+/// call, a visible share of a ~20 ns switch; our own thread_local is a single load.
 ExceptionGlobals* exception_globals() {
-  return reinterpret_cast<ExceptionGlobals*>(abi::__cxa_get_globals());
+  thread_local ExceptionGlobals* globals = nullptr;
+  if (!globals) globals = reinterpret_cast<ExceptionGlobals*>(abi::__cxa_get_globals());
+  return globals;
 }
 
 /// What the switching side hands to the resumed side; lives on the switcher's stack.

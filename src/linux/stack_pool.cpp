@@ -1,11 +1,11 @@
 // Task stacks: pooled, lazily committed, each with overflow detection.
 //
 // Stacks are carved from slabs mapped with MAP_NORESERVE, so a sleeping task costs only the
-// pages it touched (about one). Every stack has a sentinel at its lowest usable word, checked
-// by the core at every switch. Below it, a PROT_NONE guard page catches an overflow the moment
-// it happens, while the kernel's mapping limit allows: each guard splits the slab mapping, and
-// vm.max_map_count (65530 by default) caps a process at that many mappings, so with 100,000
-// tasks the later stacks rely on the sentinel alone.
+// pages it touched (about one). A PROT_NONE guard page below each stack catches an overflow
+// the moment it happens, while the kernel's mapping limit allows: each guard splits the slab
+// mapping, and vm.max_map_count (65530 by default) caps a process at that many mappings, so
+// with 100,000 tasks the later stacks go without. On those, a sentinel at the stack's limit
+// and a check of the stack pointer, both made by the core at every switch, catch it instead.
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -33,11 +33,10 @@ constexpr std::size_t kDefaultStackSize = 256 * 1024;  // ASan's redzones triple
 constexpr std::size_t kDefaultStackSize = 128 * 1024;  // Boost.Fiber's default, lazily committed
 #endif
 constexpr std::size_t kStacksPerSlab = 64;
-constexpr std::uint64_t kSentinel = 0x5AFE57AC4B0770Full;
-// Stacks handed out with a guard page, at most this share of vm.max_map_count (two mappings
-// each), leaving the rest to the program's own mappings.
+// Stacks handed out with a guard page take two mappings each; use at most this share of
+// vm.max_map_count for them, leaving the rest (16k of the default 65530) to the program.
 constexpr long kGuardShareNumerator = 3;
-constexpr long kGuardShareDenominator = 8;
+constexpr long kGuardShareDenominator = 4;
 
 long read_max_map_count() {
   long value = 65530;  // the kernel's default (DEFAULT_MAX_MAP_COUNT)
@@ -48,10 +47,6 @@ long read_max_map_count() {
   return value;
 }
 
-/// The sentinel sits right above the guard page, at the lowest address a fiber may reach.
-std::uint64_t* sentinel_of(const Stack& stack) {
-  return reinterpret_cast<std::uint64_t*>(static_cast<char*>(stack.base) + kPage);
-}
 
 void install_overflow_handler();
 
@@ -63,20 +58,30 @@ class StackPool {
     std::lock_guard<std::mutex> guard(mutex_);
     auto& free_list = free_[size];
     if (free_list.empty()) refill(size, free_list);
-    void* base = free_list.back();
+    const Slot slot = free_list.back();
     free_list.pop_back();
-    Stack stack{base, size};
-    *sentinel_of(stack) = kSentinel;
+    Stack stack{slot.base, size, static_cast<char*>(slot.base) + kPage, nullptr};
+    if (!slot.guarded) {
+      // No guard page: a sentinel at the limit catches what the stack-pointer check misses.
+      // It costs this stack one more resident page, which is why guard pages come first.
+      stack.sentinel = static_cast<std::uint64_t*>(stack.limit);
+      *stack.sentinel = kStackSentinel;
+    }
     return stack;
   }
 
   void release(Stack stack) {
     std::lock_guard<std::mutex> guard(mutex_);
-    free_[stack.size].push_back(stack.base);
+    free_[stack.size].push_back({stack.base, stack.sentinel == nullptr});
   }
 
  private:
-  void refill(std::size_t size, std::vector<void*>& free_list) {
+  struct Slot {
+    void* base;
+    bool guarded;
+  };
+
+  void refill(std::size_t size, std::vector<Slot>& free_list) {
     const std::size_t bytes = size * kStacksPerSlab;
     void* slab = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -87,10 +92,12 @@ class StackPool {
     // Push in reverse so that stacks are handed out in address order.
     for (std::size_t i = kStacksPerSlab; i-- > 0;) {
       char* base = static_cast<char*>(slab) + i * size;
+      bool guarded = false;
       if (guarded_stacks() < guard_budget && mprotect(base, kPage, PROT_NONE) == 0) {
         ++guarded_stacks();
+        guarded = true;
       }
-      free_list.push_back(base);
+      free_list.push_back({base, guarded});
     }
   }
 
@@ -100,7 +107,7 @@ class StackPool {
   }
 
   std::mutex mutex_;
-  std::map<std::size_t, std::vector<void*>> free_;
+  std::map<std::size_t, std::vector<Slot>> free_;
   std::vector<std::pair<void*, std::size_t>> slabs_;
 };
 
@@ -167,10 +174,6 @@ Stack allocate_stack(std::size_t size) {
 
 void release_stack(Stack stack) noexcept {
   if (stack.base) pool.release(stack);
-}
-
-bool stack_intact(const Stack& stack) noexcept {
-  return !stack.base || *sentinel_of(stack) == kSentinel;
 }
 
 std::size_t usable_stack_size(const Stack& stack) {

@@ -20,10 +20,27 @@ namespace detail {
 
 struct TaskRecord;
 
-/// A task stack: [base, base + size). `base` is the lowest address.
+/// The value a port writes at the far end of a task stack that has no guard page. The core
+/// checks it at every switch away from a task: an overwritten sentinel means the task
+/// overflowed its stack.
+inline constexpr std::uint64_t kStackSentinel = 0x5AFE57AC4B0770Full;
+
+/// A task stack: [base, base + size). `base` is the lowest address; `limit` the lowest address
+/// a fiber may use (above a guard page, if any). `sentinel`, when the port sets it, points at
+/// a word holding kStackSentinel just above `limit`.
 struct Stack {
   void* base = nullptr;
   std::size_t size = 0;
+  void* limit = nullptr;
+  std::uint64_t* sentinel = nullptr;
+
+  /// Checked by the core at every switch away from a task, on that task's stack: the stack
+  /// pointer must be above the limit and the sentinel must be intact.
+  bool intact() const {
+    const char probe = 0;
+    if (limit && static_cast<const void*>(&probe) < limit) return false;
+    return !sentinel || *sentinel == kStackSentinel;
+  }
 };
 
 /// Saved state of one execution context (a task, or the thread that called run()).
@@ -73,13 +90,11 @@ namespace port {
 /// Monotonic clock in microseconds since an arbitrary epoch.
 Micros now();
 
-/// A stack for a new task. Must be usable by make_fiber; `size` is a request (0 = default).
+/// A stack for a new task, with its sentinel written. Must be usable by make_fiber; `size` is
+/// a request (0 = default).
 /// Throws std::bad_alloc (or the port's equivalent) when memory is exhausted.
 Stack allocate_stack(std::size_t size);
 void release_stack(Stack stack) noexcept;
-
-/// True if the stack's overflow sentinel is intact. Checked at every switch away from a task.
-bool stack_intact(const Stack& stack) noexcept;
 
 /// Prepares `fiber` (with fiber->stack and fiber->entry set) so that the first switch_fiber to
 /// it calls fiber->entry(fiber) on its own stack. entry must never return.
