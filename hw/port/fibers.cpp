@@ -15,6 +15,8 @@
 
 #include "asyncio/detail/port.hpp"
 #include "asyncio/detail/task_record.hpp"
+#include "console.hpp"
+#include "hal.hpp"
 #include "hw.hpp"
 
 extern "C" {
@@ -41,7 +43,10 @@ using asyncio::detail::Stack;
 
 constexpr std::uint32_t kPaintWord = 0x5a5a5a5a;  // free stack: see stack_used()
 constexpr std::uint32_t kGuardWord = 0xdeadc0de;  // overflow sentinel
-constexpr std::size_t kGuardBytes = 32;
+// 256 bytes: an overflow that skips past the guard without touching it goes unseen on the M0+
+// (no stack-limit register), so the guard is as deep as a large frame; 256 is also the smallest
+// ARMv6-M MPU region, should the guard one day be made a no-access region.
+constexpr std::size_t kGuardBytes = 256;
 // The AAPCS requires an 8-byte aligned stack at public interfaces.
 constexpr std::size_t kStackAlign = 8;
 
@@ -63,6 +68,20 @@ const void* stack_limit_of(const Fiber* fiber) {
 void set_stack_limit(const void*) {}
 const void* stack_limit_of(const Fiber*) { return nullptr; }
 #endif
+
+// An overflow has already written below the stack, into the heap: the malloc header of the
+// stack block, perhaps the task record. The core's own message would build a std::string on
+// that heap, so the port reports first, without allocating, and stops. The name is printed
+// with a bound, in case the record itself was hit.
+[[noreturn]] void report_overflow() noexcept {
+  hw::print("FATAL: asyncio: stack overflow in task '");
+  if (g_current && g_current->stack.base) {
+    const char* name = static_cast<asyncio::detail::TaskRecord*>(g_current)->name.c_str();
+    for (int i = 0; i < 32 && name[i] >= ' ' && name[i] <= '~'; ++i) hw::print({name + i, 1});
+  }
+  hw::print_line("'");
+  hal::exit(3);
+}
 
 }  // namespace
 
@@ -105,7 +124,7 @@ bool stack_intact(const Stack& stack) noexcept {
   if (!stack.base) return true;  // the loop's own thread: bounded by the linker script
   const std::uint32_t* word = words(stack);
   for (std::size_t i = 0; i < kGuardBytes / 4; ++i) {
-    if (word[i] != kGuardWord) return false;
+    if (word[i] != kGuardWord) report_overflow();
   }
   return true;
 }
