@@ -182,9 +182,14 @@ bool Loop::nothing_can_happen() const {
 }
 
 void Loop::wait_for_events() {
-  Micros deadline = timers_.empty() ? -1 : timers_.top()->due;
+  Micros deadline = -1;
+  if (!timers_.empty()) {
+    // Never earlier than the first deadline (S1); later by at most one grid slot.
+    const Micros grid = timer_resolution_ > 1 ? timer_resolution_ : 1;
+    deadline = (timers_.top()->due + grid - 1) / grid * grid;
+  }
   if (!pollables_.empty()) {
-    const Micros poll_at = now_ + kPollableIntervalUs;
+    const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);
     if (deadline < 0 || poll_at < deadline) deadline = poll_at;
   }
   // Publish that we may block before the last look at the flags: signal_flag() pushes, then
@@ -198,14 +203,26 @@ void Loop::wait_for_events() {
 
 void Loop::switch_to(Fiber* next, bool finished) {
   Fiber* from = running_fiber_;
-  if (current_ && !current_->stack.intact()) {
-    detail::port::fatal(("asyncio: stack overflow in task '" + current_->name + "'").c_str());
-  }
+  if (current_ && !current_->stack.intact()) report_stack_overflow(current_->name.c_str());
   running_fiber_ = next;
   current_ = next == &loop_fiber_ ? nullptr : static_cast<TaskRecord*>(next);
   if (current_) current_->state = TaskState::kRunning;
   if (from != next) detail::port::switch_fiber(from, next, finished);
   after_switch();
+}
+
+void Loop::report_stack_overflow(const char* task_name) {
+  // The overflowed stack is what we stand on, and the heap may be damaged: compose the
+  // message in static storage, without allocating.
+  static char message[160];
+  const char* parts[] = {"asyncio: stack overflow in task '", task_name,
+                         "'; give it a larger TaskOptions::stack_size"};
+  std::size_t length = 0;
+  for (const char* part : parts) {
+    while (*part && length + 1 < sizeof message) message[length++] = *part++;
+  }
+  message[length] = '\0';
+  detail::port::fatal(message);
 }
 
 void Loop::after_switch() {
@@ -348,6 +365,9 @@ void Loop::wake_io(TaskRecord* task, unsigned events) {
 
 bool Loop::cancel(TaskRecord* task) {
   if (task->state == TaskState::kDone) return false;
+  // As MicroPython's Task.cancel: a task awaiting another passes the cancellation down to the
+  // innermost awaited task; its CancelledError then ends every awaiter on the way up.
+  while (task->awaiting && task->awaiting->state != TaskState::kDone) task = task->awaiting;
   task->cancel_pending = true;
   if (task->state == TaskState::kSuspended) wake(task, WakeReason::kCancel);
   return true;
@@ -433,6 +453,11 @@ void Loop::power_mode(bool on) {
 void Loop::set_io_priority_bound(Micros bound) {
   if (bound < 0) throw ValueError("set_io_priority_bound: the bound must be >= 0");
   ready_.set_io_priority_bound(bound);
+}
+
+void Loop::set_timer_resolution(Micros resolution) {
+  if (resolution < 0) throw ValueError("set_timer_resolution: the resolution must be >= 0");
+  timer_resolution_ = resolution;
 }
 
 void Loop::set_exception_handler(ExceptionHandler handler) {

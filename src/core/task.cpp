@@ -35,13 +35,16 @@ WakeReason await_task(TaskRecord* task, Micros deadline) {
   node.fn = &wake_awaiter;
   node.waiter = me;
   task->done_callbacks.push_back(&node);
+  me->awaiting = task;
   WakeReason reason;
   try {
     reason = loop.suspend(deadline);
   } catch (...) {
+    me->awaiting = nullptr;
     node.unlink();
     throw;
   }
+  me->awaiting = nullptr;
   node.unlink();
   return reason;
 }

@@ -56,6 +56,7 @@ struct TaskRecord : Fiber {
   unsigned io_events = 0;              // readiness delivered with an I/O wake-up
   int io_error = 0;                    // errno delivered with an I/O wake-up (0: none)
   int references = 0;                  // handles + the loop while not done
+  TaskRecord* awaiting = nullptr;      // the task this one awaits: cancel() forwards to it
   std::exception_ptr error;
   List done_callbacks;                 // DoneCallback nodes: awaiters, gather
   LiveLink live_link;                  // in Loop's list of tasks not yet done
