@@ -161,7 +161,7 @@ inline void Loop::poll_sources() {
 
 void Loop::advance_timers() {
   now_ = detail::port::now();
-  while (!timers_.empty() && timers_.top()->due <= now_) {
+  while (!timers_.empty() && timers_.top_due() <= now_) {
     TaskRecord* task = timers_.pop();
     task->wake_reason = WakeReason::kTimeout;
     // Keep the task's own due time: it is older than anything queued since the last clock
@@ -186,7 +186,7 @@ void Loop::wait_for_events() {
   if (!timers_.empty()) {
     // Never earlier than the first deadline (S1); later by at most one grid slot.
     const Micros grid = timer_resolution_ > 1 ? timer_resolution_ : 1;
-    deadline = (timers_.top()->due + grid - 1) / grid * grid;
+    deadline = (timers_.top_due() + grid - 1) / grid * grid;
   }
   if (!pollables_.empty()) {
     const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);

@@ -1,5 +1,8 @@
 // Suspended tasks with a deadline, ordered by (deadline, arrival): a binary min-heap that
 // records each task's position so that a woken or cancelled task leaves it in O(log n).
+// The keys are kept in the heap array itself: comparing them then touches only that array,
+// not the task records (profiled in bench/timers, reading the records' keys made sift_down a
+// fifth of the loop's CPU time through cache misses).
 #pragma once
 
 #include <vector>
@@ -12,23 +15,29 @@ class TimerHeap {
  public:
   bool empty() const { return heap_.empty(); }
   std::size_t size() const { return heap_.size(); }
-  TaskRecord* top() const { return heap_.front(); }
+  TaskRecord* top() const { return heap_.front().task; }
+  Micros top_due() const { return heap_.front().due; }
   void push(TaskRecord* task);
   TaskRecord* pop();
   void remove(TaskRecord* task);
 
  private:
-  static bool before(const TaskRecord* a, const TaskRecord* b) {
-    return a->due != b->due ? a->due < b->due : a->sequence < b->sequence;
+  struct Entry {
+    Micros due;
+    std::uint64_t sequence;
+    TaskRecord* task;
+  };
+  static bool before(const Entry& a, const Entry& b) {
+    return a.due != b.due ? a.due < b.due : a.sequence < b.sequence;
   }
-  void place(std::size_t index, TaskRecord* task) {
-    heap_[index] = task;
-    task->heap_index = index;
+  void place(std::size_t index, const Entry& entry) {
+    heap_[index] = entry;
+    entry.task->heap_index = index;
   }
   void sift_up(std::size_t index);
   void sift_down(std::size_t index);
 
-  std::vector<TaskRecord*> heap_;
+  std::vector<Entry> heap_;
 };
 
 }  // namespace asyncio::detail
