@@ -14,9 +14,9 @@ TEST_CASE("Event.set wakes every waiter, in the order they waited") {
     std::vector<asyncio::Task<void>> waiters;
     for (int i = 0; i < 3; ++i) {
       waiters.push_back(asyncio::create_task([&log, &event, i] {
-        log.push_back("wait " + std::to_string(i));
+        log.push_back(test::label("wait ", i));
         event.wait();
-        log.push_back("woke " + std::to_string(i));
+        log.push_back(test::label("woke ", i));
       }));
     }
     asyncio::sleep_ms(5);
@@ -131,7 +131,7 @@ TEST_CASE("Lock hands over to waiters in FIFO order") {
     for (int i = 0; i < 4; ++i) {
       waiters.push_back(asyncio::create_task([&log, &lock, i] {
         lock.acquire();
-        log.push_back("got " + std::to_string(i));
+        log.push_back(test::label("got ", i));
         asyncio::sleep_ms(1);
         lock.release();
       }));

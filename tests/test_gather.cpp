@@ -8,7 +8,7 @@ namespace {
 int factorial(Log& log, const std::string& name, int number) {
   int f = 1;
   for (int i = 2; i <= number; ++i) {
-    log.push_back(name + ":" + std::to_string(i));
+    log.push_back(name + test::label(":", i));
     asyncio::sleep(0.01);
     f *= i;
   }
@@ -16,9 +16,9 @@ int factorial(Log& log, const std::string& name, int number) {
 }
 
 int sleeping_task(Log& log, int id, int ms = 100) {
-  log.push_back("start " + std::to_string(id));
+  log.push_back(test::label("start ", id));
   asyncio::sleep_ms(ms);
-  log.push_back("end " + std::to_string(id));
+  log.push_back(test::label("end ", id));
   return id;
 }
 
@@ -40,10 +40,11 @@ TEST_CASE("gather returns the values in argument order") {
   test::fresh_loop();
   Log log;
   asyncio::run([&] {
-    auto values = asyncio::gather(asyncio::create_task(factorial, std::ref(log), "A", 2),
-                                  asyncio::create_task(factorial, std::ref(log), "B", 3),
-                                  asyncio::create_task(factorial, std::ref(log), "C", 4));
-    CHECK(values == std::tuple<int, int, int>{2, 6, 24});
+    // Created one by one: the evaluation order of function arguments is unspecified.
+    auto a = asyncio::create_task(factorial, std::ref(log), "A", 2);
+    auto b = asyncio::create_task(factorial, std::ref(log), "B", 3);
+    auto c = asyncio::create_task(factorial, std::ref(log), "C", 4);
+    CHECK(asyncio::gather(a, b, c) == std::tuple<int, int, int>{2, 6, 24});
   });
   // The three computations interleaved: each step sleeps 10 ms.
   CHECK(log == Log{"A:2", "B:2", "C:2", "B:3", "C:3", "C:4"});

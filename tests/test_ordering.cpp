@@ -13,7 +13,7 @@ TEST_CASE("tasks created together start in creation order") {
   asyncio::run([&] {
     std::vector<asyncio::Task<void>> tasks;
     for (int i = 0; i < 5; ++i) {
-      tasks.push_back(asyncio::create_task([&log, i] { log.push_back("T" + std::to_string(i)); }));
+      tasks.push_back(asyncio::create_task([&log, i] { log.push_back(test::label("T", i)); }));
     }
     for (auto& task : tasks) task.wait();
   });
@@ -28,7 +28,7 @@ TEST_CASE("tasks yielding with sleep_ms(0) take turns in FIFO order") {
     for (int i = 0; i < 3; ++i) {
       tasks.push_back(asyncio::create_task([&log, i] {
         for (int round = 0; round < 3; ++round) {
-          log.push_back(std::to_string(i) + "." + std::to_string(round));
+          log.push_back(test::label("", i, round));
           asyncio::sleep_ms(0);
         }
       }));
@@ -88,7 +88,7 @@ TEST_CASE("sleeps end in order of their due times, whatever the creation order")
     for (int i = 0; i < 4; ++i) {
       tasks.push_back(asyncio::create_task([&log, i] {
         asyncio::sleep_ms((4 - i) * 15);
-        log.push_back("T" + std::to_string(i));
+        log.push_back(test::label("T", i));
       }));
     }
     for (auto& task : tasks) task.wait();

@@ -99,7 +99,7 @@ Log run_scenario(bool fast_io, Source& source) {
     for (int i = 0; i < 4; ++i) {
       pending.push_back(asyncio::create_task([&log, &source, i] {
         for (int round = 0; round < 3; ++round) {
-          log.push_back("P" + std::to_string(i) + "." + std::to_string(round));
+          log.push_back(test::label("P", i, round));
           if (i == 0 && round == 0) {
             source.fire();
             test::spin_for(5ms);
@@ -191,7 +191,7 @@ TEST_CASE("fast I/O: tasks woken by flags at one switch run first, in the order 
     for (int i = 0; i < 3; ++i) {
       waiters.push_back(asyncio::create_task([&log, &flags, i] {
         flags[i].wait();
-        log.push_back("W" + std::to_string(i));
+        log.push_back(test::label("W", i));
       }));
     }
     asyncio::sleep_ms(0);
@@ -199,7 +199,7 @@ TEST_CASE("fast I/O: tasks woken by flags at one switch run first, in the order 
     for (int i = 0; i < 3; ++i) {
       pending.push_back(asyncio::create_task([&log, &flags, i] {
         for (int round = 0; round < 2; ++round) {
-          log.push_back("P" + std::to_string(i) + "." + std::to_string(round));
+          log.push_back(test::label("P", i, round));
           if (i == 0 && round == 0) {
             // Set in an order different from the waiters' creation order.
             flags[2].set();
@@ -237,7 +237,7 @@ TEST_CASE("fast I/O: tasks woken by pipes at one switch all run before the pendi
     for (int i = 0; i < 3; ++i) {
       pending.push_back(asyncio::create_task([&log, &pipes, i] {
         for (int round = 0; round < 2; ++round) {
-          log.push_back("P" + std::to_string(i) + "." + std::to_string(round));
+          log.push_back(test::label("P", i, round));
           if (i == 0 && round == 0) {
             for (auto& pipe : pipes) pipe.write_byte();
             test::spin_for(5ms);
@@ -270,7 +270,7 @@ TEST_CASE("fast I/O: an I/O-woken task that yields goes behind the tasks already
     for (int i = 0; i < 3; ++i) {
       pending.push_back(asyncio::create_task([&log, &flag, i] {
         for (int round = 0; round < 2; ++round) {
-          log.push_back("P" + std::to_string(i) + "." + std::to_string(round));
+          log.push_back(test::label("P", i, round));
           if (i == 0 && round == 0) flag.set();
           asyncio::sleep_ms(0);
         }

@@ -110,7 +110,7 @@ TEST_CASE("fast I/O: a task woken by a pollable runs before the other pending ta
       for (int i = 0; i < 4; ++i) {
         pending.push_back(asyncio::create_task([&log, &device, i] {
           for (int round = 0; round < 2; ++round) {
-            log.push_back("P" + std::to_string(i) + "." + std::to_string(round));
+            log.push_back(test::label("P", i, round));
             if (i == 0 && round == 0) device.on = true;
             asyncio::sleep_ms(0);
           }
@@ -226,7 +226,7 @@ TEST_CASE("several tasks wait on several pollables and each wakes on its own") {
       timers[i].start(30 - 10 * i);
       waiters.push_back(asyncio::create_task([&log, &timers, i] {
         asyncio::wait_pollable(timers[i], asyncio::POLL_RD);
-        log.push_back("T" + std::to_string(i));
+        log.push_back(test::label("T", i));
       }));
     }
     for (auto& waiter : waiters) waiter.wait();

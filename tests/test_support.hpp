@@ -59,6 +59,20 @@ inline void spin_for(std::chrono::microseconds duration) {
   }
 }
 
+/// Log labels such as "P1" or "P1.2". Built by appending: GCC 12 at -O3 gives a false
+/// -Wrestrict warning for "literal" + std::string (GCC bug 105651).
+inline std::string label(const char* prefix, int first) {
+  std::string text(prefix);
+  text += std::to_string(first);
+  return text;
+}
+inline std::string label(const char* prefix, int first, int second) {
+  std::string text = label(prefix, first);
+  text += '.';
+  text += std::to_string(second);
+  return text;
+}
+
 /// Index of `entry` in `log`, or -1.
 inline long index_of(const Log& log, const std::string& entry) {
   for (std::size_t i = 0; i < log.size(); ++i) {
