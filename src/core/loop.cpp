@@ -261,7 +261,8 @@ void Loop::finish_task(TaskRecord* task) {
   task->state = TaskState::kDone;
   task->live_link.unlink();
   --live_tasks_;
-  const bool awaited = !task->done_callbacks.empty();
+  // run()/run_until_complete() read the main task's outcome themselves.
+  const bool awaited = !task->done_callbacks.empty() || task == main_task_;
   while (auto* node = task->done_callbacks.pop_front()) {
     auto* callback = static_cast<detail::DoneCallback*>(node);
     callback->fn(callback, task);
@@ -289,6 +290,8 @@ void Loop::spawn(TaskRecord* task) {
   task->live_link.task = task;
   live_tasks_list_.push_back(&task->live_link);
   ++live_tasks_;
+  // Timers that fell due run first: the new task is due now, behind them (S1).
+  if (!timers_.empty()) advance_timers();
   ready_.push_due(task, now_);
 }
 
@@ -350,6 +353,7 @@ void Loop::wake(TaskRecord* task, WakeReason reason) {
   if (task->state != TaskState::kSuspended) return;
   if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
   task->wake_reason = reason;
+  if (!timers_.empty()) advance_timers();  // as in spawn(): expired timers queue first
   ready_.push_due(task, now_);
 }
 
