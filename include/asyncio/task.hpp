@@ -42,8 +42,9 @@ struct TaskImpl final : TaskResult<T> {
 
 /// Suspends the current task until `task` is done or `deadline` passes (absolute µs, -1 =
 /// none). Returns kTimeout on timeout. Throws CancelledError if the caller is cancelled and
-/// RuntimeError when a task awaits itself.
-WakeReason await_task(TaskRecord* task, Micros deadline);
+/// RuntimeError when a task awaits itself. With `forward_cancel` (a plain `await`), cancelling
+/// the caller cancels `task` instead, as MicroPython's Task.cancel does.
+WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel = true);
 /// Rethrows the stored exception of a finished task; RuntimeError if it is not finished.
 void check_result(const TaskRecord* task);
 

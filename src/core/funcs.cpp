@@ -104,20 +104,18 @@ void gather_records(TaskRecord* const* tasks, std::size_t count, bool return_exc
 
 void wait_for_record(TaskRecord* task, Micros timeout) {
   Loop& loop = loop_with_task("wait_for");
-  if (timeout < 0) {
-    await_task(task, -1);
-    return;
-  }
+  // Without forwarding: as MicroPython's wait_for (a runner task and a sleep), cancelling the
+  // caller raises CancelledError in the caller at once, and the task is cancelled after.
   WakeReason reason;
   try {
-    reason = await_task(task, loop.refresh_time() + timeout);
+    reason = await_task(task, timeout < 0 ? -1 : loop.refresh_time() + timeout, false);
   } catch (const CancelledError&) {
     loop.cancel(task);  // wait_for itself was cancelled: take the task down with it
     throw;
   }
   if (reason != WakeReason::kTimeout || task->state == TaskState::kDone) return;
   loop.cancel(task);
-  await_task(task, -1);  // let it unwind; throws only if we are cancelled meanwhile
+  await_task(task, -1, false);  // let it unwind; throws only if we are cancelled meanwhile
   throw TimeoutError();
 }
 

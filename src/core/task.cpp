@@ -24,7 +24,7 @@ void wake_awaiter(DoneCallback* self, TaskRecord* /*finished*/) {
 }
 }  // namespace
 
-WakeReason await_task(TaskRecord* task, Micros deadline) {
+WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel) {
   if (!task) throw RuntimeError("await: empty task handle");
   if (task->state == TaskState::kDone) return WakeReason::kEvent;
   Loop& loop = *task->loop;
@@ -35,7 +35,7 @@ WakeReason await_task(TaskRecord* task, Micros deadline) {
   node.fn = &wake_awaiter;
   node.waiter = me;
   task->done_callbacks.push_back(&node);
-  me->awaiting = task;
+  if (forward_cancel) me->awaiting = task;
   WakeReason reason;
   try {
     reason = loop.suspend(deadline);
