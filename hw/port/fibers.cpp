@@ -111,7 +111,10 @@ Stack allocate_stack(std::size_t size) {
   if (size < hw::kMinimumStackSize) size = hw::kMinimumStackSize;
   void* base = std::malloc(size);  // newlib's malloc returns 8-byte aligned blocks
   if (!base) throw std::bad_alloc();
-  Stack stack{base, size};
+  Stack stack;
+  stack.base = base;
+  stack.size = size;
+  stack.limit = static_cast<char*>(base) + kGuardBytes;  // the core checks the stack pointer
   std::uint32_t* word = words(stack);
   for (std::size_t i = 0; i < kGuardBytes / 4; ++i) *word++ = kGuardWord;
   for (std::size_t i = kGuardBytes / 4; i < size / 4; ++i) *word++ = kPaintWord;

@@ -60,7 +60,10 @@ class StackPool {
     if (free_list.empty()) refill(size, free_list);
     const Slot slot = free_list.back();
     free_list.pop_back();
-    Stack stack{slot.base, size, static_cast<char*>(slot.base) + kPage, nullptr};
+    Stack stack;
+    stack.base = slot.base;
+    stack.size = size;
+    stack.limit = static_cast<char*>(slot.base) + kPage;
     if (!slot.guarded) {
       // No guard page: a sentinel at the limit catches what the stack-pointer check misses.
       // It costs this stack one more resident page, which is why guard pages come first.

@@ -29,10 +29,11 @@ inline constexpr std::uint64_t kStackSentinel = 0x5AFE57AC4B0770Full;
 /// a fiber may use (above a guard page, if any). `sentinel`, when the port sets it, points at
 /// a word holding kStackSentinel just above `limit`.
 struct Stack {
-  void* base = nullptr;
-  std::size_t size = 0;
+  // The two fields read at every switch come first.
   void* limit = nullptr;
   std::uint64_t* sentinel = nullptr;
+  void* base = nullptr;
+  std::size_t size = 0;
 
   /// Checked by the core at every switch away from a task, on that task's stack: the stack
   /// pointer must be above the limit and the sentinel must be intact.
@@ -46,9 +47,10 @@ struct Stack {
 /// Saved state of one execution context (a task, or the thread that called run()).
 /// The fields are the port's to use; the core only passes Fiber objects around.
 struct Fiber {
+  // Ordered so that what a switch touches shares the record's first cache line.
   void* context = nullptr;               // the port's saved register state / stack pointer
-  Stack stack;                           // empty for the thread's own stack
   void* exception_state[2] = {};         // C++ runtime's per-thread exception globals (see port)
+  Stack stack;                           // empty for the thread's own stack
   void* sanitizer_state[2] = {};         // fake-stack / TSan fiber handles
   void (*entry)(Fiber*) = nullptr;       // first function run on a new fiber
 };
