@@ -159,14 +159,21 @@ class Report {
     if (!json_) emit(text);
   }
 
-  void iteration(const char* mode, int index, double ms) {
+  /// `coalesced`: further events that arrived before this measurement was taken and were
+  /// served by it (tsf_test: sets merged into one wake-up); reported only when non-zero.
+  void iteration(const char* mode, int index, double ms, int coalesced = 0) {
     samples_.push_back(ms);
     if (json_) {
-      emit(finish(object(mode).add("iteration", index).add("ms", ms)));
+      JsonLine line = object(mode);
+      line.add("iteration", index).add("ms", ms);
+      if (coalesced > 0) line.add("coalesced", coalesced);
+      emit(finish(line));
     } else {
-      char line[96];
+      char line[128];
       std::snprintf(line, sizeof line, "  iteration %d: %.3f ms", index, ms);
-      emit(line);
+      std::string text = line;
+      if (coalesced > 0) text += " (" + std::to_string(coalesced) + " later set(s) coalesced)";
+      emit(text);
     }
   }
 

@@ -46,19 +46,26 @@ static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<void*>::is_always_lock_free);
 
-/// What a source and the waiting task share.
+/// What a source and the waiting task share. Every set gets its own timestamp: when a stall
+/// (the process descheduled, say) lets two sets arrive before the waiter runs, they coalesce
+/// into one wake-up (SPEC S5), and the latency is measured from the older one, the set the
+/// waiter was late for, not from the newer one (which would look fast).
 struct Trigger {
-  asyncio::ThreadSafeFlag flag;
-  std::atomic<std::int64_t> set_time_ns{0};
-  /// The source sets the flag only while this is positive, so that every set of one mode is
-  /// measured in that mode and none straddles the switch to the next.
-  std::atomic<int> sets_remaining{0};
+  explicit Trigger(int total_sets) : set_times_ns(static_cast<std::size_t>(total_sets)) {}
 
-  /// Called by the source. Async-signal-safe.
+  asyncio::ThreadSafeFlag flag;
+  std::vector<std::atomic<std::int64_t>> set_times_ns;  // [i]: when set i happened
+  std::atomic<int> fired{0};                            // sets so far (one writer: the source)
+  /// The source sets the flag only while fired < allowed, so that every set of one mode is
+  /// measured in that mode and none straddles the switch to the next.
+  std::atomic<int> allowed{0};
+
+  /// Called by the source. Async-signal-safe: atomics and ThreadSafeFlag::set() only.
   void fire() noexcept {
-    if (sets_remaining.load() <= 0) return;
-    sets_remaining.fetch_sub(1);
-    set_time_ns.store(demo::now_ns());
+    const int n = fired.load();
+    if (n >= allowed.load()) return;
+    set_times_ns[static_cast<std::size_t>(n)].store(demo::now_ns());
+    fired.store(n + 1);
     flag.set();
   }
 };
@@ -88,10 +95,11 @@ class ThreadSource {
  public:
   explicit ThreadSource(Trigger& trigger)
       : thread_([this, &trigger] {
-          auto next = std::chrono::steady_clock::now();
+          // Relative, not absolute, sleeps: after a stall (the thread descheduled for a while)
+          // an absolute schedule would catch up with two sets in quick succession, and the
+          // second would coalesce with the first before the waiter ran.
           while (running_.load()) {
-            next += std::chrono::nanoseconds(jitter_.next_period_ns());
-            std::this_thread::sleep_until(next);
+            std::this_thread::sleep_for(std::chrono::nanoseconds(jitter_.next_period_ns()));
             trigger.fire();
           }
         }) {}
@@ -174,8 +182,9 @@ class SignalSource {
 /// The measurement in progress: which mode, how many samples so far, and when to stop.
 struct Round {
   const char* mode = demo::kRoundRobin;
-  int count = 0;
-  int target = 0;
+  int count = 0;     // wake-ups measured in this mode
+  int seen = 0;      // sets the waiter has taken, over all modes
+  int last_set = 0;  // the mode ends once the waiter has seen sets [0, last_set)
   asyncio::Event done;
 };
 
@@ -189,17 +198,24 @@ void block() {
 void wait_for_sets(Trigger& trigger, Round& round, demo::Report& report) {
   while (true) {
     trigger.flag.wait();
-    const double latency_ms = demo::ns_to_ms(demo::now_ns() - trigger.set_time_ns.load());
-    report.iteration(round.mode, round.count, latency_ms);
-    if (++round.count == round.target) round.done.set();
+    const std::int64_t now = demo::now_ns();
+    const int fired = trigger.fired.load();
+    // A set landing between our wake-up and the load above was taken with this one, and
+    // leaves the flag set: the next wait() returns at once with nothing new.
+    if (fired == round.seen) continue;
+    const std::int64_t oldest = trigger.set_times_ns[static_cast<std::size_t>(round.seen)].load();
+    report.iteration(round.mode, round.count++, demo::ns_to_ms(now - oldest),
+                     fired - round.seen - 1);
+    round.seen = fired;
+    if (round.seen >= round.last_set) round.done.set();
   }
 }
 
 void measure(Source source, Trigger& trigger, Round& round, int iterations, demo::Report& report) {
   round.count = 0;
-  round.target = iterations;
+  round.last_set += iterations;
   round.done.clear();
-  trigger.sets_remaining.store(iterations);
+  trigger.allowed.store(round.last_set);
   if (source == Source::kTask) {
     for (int i = 0; i < iterations; ++i) {
       trigger.fire();
@@ -211,8 +227,9 @@ void measure(Source source, Trigger& trigger, Round& round, int iterations, demo
   try {
     asyncio::wait_for_ms([&round] { round.done.wait(); }, limit_ms);
   } catch (const asyncio::TimeoutError&) {
-    throw std::runtime_error("the waiter saw " + std::to_string(round.count) + " of " +
-                             std::to_string(iterations) + " sets: a wake-up was lost");
+    throw std::runtime_error("the source made " + std::to_string(trigger.fired.load()) + " of " +
+                             std::to_string(round.last_set) + " sets, the waiter saw " +
+                             std::to_string(round.seen) + ": a wake-up was lost");
   }
   report.summary(round.mode);
 }
@@ -279,7 +296,7 @@ int main(int argc, char** argv) {
                   source_name(source));
     }
     // Declared after the loop and before the sources: the flag outlives every set().
-    Trigger trigger;
+    Trigger trigger(2 * options.iterations);
     std::unique_ptr<ThreadSource> thread_source;
     std::unique_ptr<SignalSource> signal_source;
     if (source == Source::kThread) thread_source = std::make_unique<ThreadSource>(trigger);
