@@ -120,6 +120,63 @@ TEST_CASE("close cancels the remaining tasks and unwinds their stacks") {
   CHECK(asyncio::run([] { return 1; }) == 1);
 }
 
+namespace {
+
+/// Calls `nested` (a run-like call) inside the main task and checks that it raises RuntimeError
+/// and leaves the running loop as it was: run() still returns when main is done, not when
+/// some other task finishes, and not after every other task is done.
+template <class F>
+void check_nested_run_refused(F nested) {
+  test::fresh_loop();
+  Log log;
+  const auto start = test::Clock::now();
+  const int value = asyncio::run([&] {
+    // Outlives main by far: run() must not wait for it.
+    asyncio::create_task([] { asyncio::sleep_ms(1500); });
+    auto bystander = asyncio::create_task([&] {
+      asyncio::sleep_ms(1);
+      log.push_back("bystander");
+      return 4;
+    });
+    CHECK_THROWS_AS(nested(bystander), asyncio::RuntimeError);
+    asyncio::sleep_ms(5);  // the bystander ends meanwhile: it must not be taken for main
+    log.push_back("main");
+    return 2;
+  });
+  CHECK(value == 2);
+  CHECK(log == Log{"bystander", "main"});
+  CHECK(test::ms_since(start) < 1000);
+  asyncio::get_event_loop().close();
+}
+
+}  // namespace
+
+TEST_CASE("run() inside a task raises RuntimeError and leaves the loop intact") {
+  // CPython: "asyncio.run() cannot be called from a running event loop".
+  check_nested_run_refused([](const asyncio::Task<int>&) { asyncio::run([] { return 1; }); });
+}
+
+TEST_CASE("run_until_complete() inside a task raises RuntimeError and leaves the loop intact") {
+  check_nested_run_refused(
+      [](const asyncio::Task<int>& bystander) { asyncio::run_until_complete(bystander); });
+}
+
+TEST_CASE("run_forever() inside a task raises RuntimeError and leaves the loop intact") {
+  check_nested_run_refused(
+      [](const asyncio::Task<int>&) { asyncio::get_event_loop().run_forever(); });
+}
+
+TEST_CASE("new_event_loop() while the loop runs raises RuntimeError and the loop goes on") {
+  auto& loop = test::fresh_loop();
+  const int value = asyncio::run([&] {
+    CHECK_THROWS_AS(asyncio::new_event_loop(), asyncio::RuntimeError);
+    CHECK(&asyncio::get_event_loop() == &loop);
+    asyncio::sleep_ms(1);
+    return 3;
+  });
+  CHECK(value == 3);
+}
+
 TEST_CASE("is_running is true only while the loop runs") {
   auto& loop = test::fresh_loop();
   CHECK_FALSE(loop.is_running());
