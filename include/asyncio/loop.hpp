@@ -147,6 +147,7 @@ class Loop {
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();
+  void note_low_power_wake(Micros grid);
   void run_loop();
   void run_until_idle();
   void advance_timers();
@@ -175,6 +176,8 @@ class Loop {
   detail::Fiber* running_fiber_ = &loop_fiber_;
   bool low_power_ = false;
   Micros timer_resolution_ = kDefaultTimerResolutionUs;
+  Micros batch_until_ = 0;            // low power: no I/O wait before this grid boundary
+  std::uint64_t io_deliveries_ = 0;   // I/O and flag wake-ups so far, to see if a wait had any
   std::atomic<detail::FlagNode*> signalled_flags_{nullptr};
   std::atomic<bool> sleeping_{false};
   detail::List pollables_;     // PollableWait nodes

@@ -153,6 +153,9 @@ TaskBase current_task();
 /// until it finishes; returns its value or rethrows its exception.
 template <class F, class... Args>
 auto run(F&& function, Args&&... args) {
+  // As CPython: "asyncio.run() cannot be called from a running event loop"; refuse before
+  // creating a task that would otherwise run later as an ordinary one.
+  if (get_event_loop().is_running()) throw RuntimeError("run: the loop is already running");
   auto task = create_task(TaskOptions{"main", 0}, std::forward<F>(function),
                           std::forward<Args>(args)...);
   get_event_loop().run_until_task_done(task.record_pointer());

@@ -66,11 +66,13 @@ Loop::~Loop() {
 // ---- Running ----
 
 void Loop::run_forever() {
+  if (running_) throw RuntimeError("run_forever: the loop is already running");
   main_task_ = nullptr;
   run_loop();
 }
 
 void Loop::run_until_task_done(TaskRecord* task) {
+  if (running_) throw RuntimeError("run_until_complete: the loop is already running");
   if (task->state == TaskState::kDone) return;
   if (task->loop != this) throw RuntimeError("run_until_complete: task belongs to another loop");
   main_task_ = task;
@@ -182,21 +184,41 @@ bool Loop::nothing_can_happen() const {
 }
 
 void Loop::wait_for_events() {
+  // Low power serves timers on the 20 ms grid (every task due in a slot runs on one wake-up);
+  // normal mode on a fine grid that only batches timers due within microseconds of each other.
+  const Micros grid = low_power_ ? kLowPowerSliceUs : (timer_resolution_ > 1 ? timer_resolution_ : 1);
   Micros deadline = -1;
   if (!timers_.empty()) {
     // Never earlier than the first deadline (S1); later by at most one grid slot.
-    const Micros grid = timer_resolution_ > 1 ? timer_resolution_ : 1;
     deadline = (timers_.top_due() + grid - 1) / grid * grid;
   }
   if (!pollables_.empty()) {
     const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);
     if (deadline < 0 || poll_at < deadline) deadline = poll_at;
   }
-  // Publish that we may block before the last look at the flags: signal_flag() pushes, then
-  // reads sleeping_; we store sleeping_, then read the stack. One of us sees the other.
-  sleeping_.store(true);
-  if (signalled_flags_.load() == nullptr) backend_->wait(deadline);
-  sleeping_.store(false, std::memory_order_relaxed);
+  if (low_power_ && now_ < batch_until_) {
+    // Interrupt mitigation: I/O or a flag woke us in this slot; let what follows accumulate
+    // until the slot ends, then take it all at once.
+    const Micros until = deadline >= 0 && deadline < batch_until_ ? deadline : batch_until_;
+    backend_->sleep_without_io(until);
+    backend_->wait(0);  // poll everything without blocking
+  } else {
+    // Publish that we may block before the last look at the flags: signal_flag() pushes, then
+    // reads sleeping_; we store sleeping_, then read the stack. One of us sees the other.
+    sleeping_.store(true);
+    if (signalled_flags_.load() == nullptr) backend_->wait(deadline);
+    sleeping_.store(false, std::memory_order_relaxed);
+  }
+  if (low_power_) note_low_power_wake(grid);
+}
+
+void Loop::note_low_power_wake(Micros grid) {
+  const std::uint64_t before = io_deliveries_;
+  poll_sources();  // count flags and I/O that this wake-up brought
+  now_ = detail::port::now();
+  // While I/O keeps arriving, wait on it only at slot boundaries; a quiet slot ends that, so
+  // an idle loop goes back to blocking with no wake-ups at all.
+  batch_until_ = io_deliveries_ != before ? (now_ / grid + 1) * grid : 0;
 }
 
 // ---- Switching ----
@@ -362,6 +384,7 @@ void Loop::wake_io(TaskRecord* task, unsigned events) {
   if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
   task->wake_reason = WakeReason::kIo;
   task->io_events = events;
+  ++io_deliveries_;
   // A fresh clock keeps the starvation bound honest while the loop is busy (S2).
   advance_timers();
   ready_.push_io(task, now_);
@@ -451,7 +474,9 @@ void Loop::power_mode(bool on) {
   if (on && !detail::port::low_power_supported()) {
     throw ValueError("power_mode(true): low-power mode is not supported on this platform");
   }
+  if (on != low_power_) backend_->set_low_power(on);
   low_power_ = on;
+  batch_until_ = 0;
 }
 
 void Loop::set_io_priority_bound(Micros bound) {

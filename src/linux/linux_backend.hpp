@@ -27,6 +27,11 @@ class LinuxBackend : public IoBackend {
   /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
   void cancel_wait(int fd, unsigned events, TaskRecord* task);
   bool has_waiters() const override { return waiting_ > 0; }
+  /// Low power: a clock_nanosleep to an absolute time; neither I/O nor the eventfd ends it.
+  void sleep_without_io(Micros deadline) override;
+  /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
+  /// with others; leaving the mode restores the previous value.
+  void set_low_power(bool on) override;
 
  protected:
   explicit LinuxBackend(Loop& loop) : loop_(loop) {}
@@ -45,6 +50,7 @@ class LinuxBackend : public IoBackend {
   Loop& loop_;
   std::vector<FdWaiters> fds_;
   int waiting_ = 0;
+  long saved_timer_slack_ns_ = -1;
 };
 
 /// The eventfd that interrupts a blocked wait (ThreadSafeFlag, other threads).

@@ -75,6 +75,14 @@ class IoBackend {
   /// May return early (spurious wake-ups are fine). Delivers ready I/O like poll_if_ready.
   virtual void wait(Micros deadline) = 0;
 
+  /// Low-power mode's interrupt mitigation (SPEC S4): sleeps until `deadline` WITHOUT being
+  /// woken by I/O or wake(); readiness is picked up by the next poll. A port that cannot (or
+  /// should not, because its interrupts are the point) may keep the default, a plain wait().
+  virtual void sleep_without_io(Micros deadline) { wait(deadline); }
+
+  /// Entering or leaving low-power mode (Linux raises the timer slack). Default: nothing.
+  virtual void set_low_power(bool /*on*/) {}
+
   /// Interrupts wait(). Async-signal-safe and callable from any thread or interrupt handler.
   virtual void wake() noexcept = 0;
 
