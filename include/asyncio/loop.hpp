@@ -124,6 +124,8 @@ class Loop {
 
   /// Marks a ThreadSafeFlag signalled. Async-signal-safe, lock-free, any thread.
   void signal_flag(detail::FlagNode* flag) noexcept;
+  /// Takes a flag off the signalled stack (a ThreadSafeFlag being destroyed). Loop thread.
+  void forget_flag(detail::FlagNode* flag) noexcept;
   /// Counts tasks waiting on something outside the loop (flags, pollables), for S3.
   void add_external_waiter() { ++external_waiters_; }
   void remove_external_waiter() { --external_waiters_; }
@@ -147,7 +149,7 @@ class Loop {
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();
-  void note_low_power_wake(Micros grid);
+  void note_low_power_wake(Micros grid, std::uint64_t deliveries_before);
   void run_loop();
   void run_until_idle();
   void advance_timers();

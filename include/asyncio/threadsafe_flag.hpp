@@ -12,7 +12,8 @@ namespace asyncio {
 /// blocked, wakes it (an eventfd write on Linux). The loop looks at that stack at every task
 /// switch, so a set is seen at the next switch even while other tasks keep the loop busy.
 ///
-/// Destroy a flag only when no set() can still be running on another thread.
+/// Destroy a flag only when no set() can still be running on another thread, and do not call
+/// set() once the loop it was waited on is destroyed.
 class ThreadSafeFlag : private detail::FlagNode {
  public:
   ThreadSafeFlag() = default;

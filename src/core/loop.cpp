@@ -61,6 +61,14 @@ Loop::~Loop() {
   } catch (...) {
     detail::port::log_error("asyncio: error while closing a loop in its destructor");
   }
+  // Flags still signalled outlive us: unmark them so that their destructors do not look for
+  // this loop. (A flag set() after its loop is gone is a use-after-free; see threadsafe_flag.hpp.)
+  for (FlagNode* flag = signalled_flags_.exchange(nullptr); flag;) {
+    FlagNode* next = flag->next_signalled;
+    flag->next_signalled = nullptr;
+    flag->queued.store(false);
+    flag = next;
+  }
 }
 
 // ---- Running ----
@@ -187,6 +195,7 @@ void Loop::wait_for_events() {
   // Low power serves timers on the 20 ms grid (every task due in a slot runs on one wake-up);
   // normal mode on a fine grid that only batches timers due within microseconds of each other.
   const Micros grid = low_power_ ? kLowPowerSliceUs : (timer_resolution_ > 1 ? timer_resolution_ : 1);
+  const std::uint64_t deliveries_before = io_deliveries_;
   Micros deadline = -1;
   if (!timers_.empty()) {
     // Never earlier than the first deadline (S1); later by at most one grid slot.
@@ -209,16 +218,15 @@ void Loop::wait_for_events() {
     if (signalled_flags_.load() == nullptr) backend_->wait(deadline);
     sleeping_.store(false, std::memory_order_relaxed);
   }
-  if (low_power_) note_low_power_wake(grid);
+  if (low_power_) note_low_power_wake(grid, deliveries_before);
 }
 
-void Loop::note_low_power_wake(Micros grid) {
-  const std::uint64_t before = io_deliveries_;
-  poll_sources();  // count flags and I/O that this wake-up brought
+void Loop::note_low_power_wake(Micros grid, std::uint64_t deliveries_before) {
+  poll_sources();  // flags are delivered here, not by the backend
   now_ = detail::port::now();
   // While I/O keeps arriving, wait on it only at slot boundaries; a quiet slot ends that, so
   // an idle loop goes back to blocking with no wake-ups at all.
-  batch_until_ = io_deliveries_ != before ? (now_ / grid + 1) * grid : 0;
+  batch_until_ = io_deliveries_ != deliveries_before ? (now_ / grid + 1) * grid : 0;
 }
 
 // ---- Switching ----
@@ -409,6 +417,24 @@ void Loop::signal_flag(FlagNode* flag) noexcept {
     flag->next_signalled = head;
   } while (!signalled_flags_.compare_exchange_weak(head, flag));
   if (sleeping_.load()) backend_->wake();
+}
+
+void Loop::forget_flag(FlagNode* flag) noexcept {
+  // Only the loop thread pops, so taking the whole stack is safe; setters on other threads
+  // may push meanwhile, and the survivors are pushed back on top of what they add.
+  FlagNode* stack = signalled_flags_.exchange(nullptr, std::memory_order_acquire);
+  while (stack) {
+    FlagNode* next = stack->next_signalled;
+    if (stack != flag) {
+      FlagNode* head = signalled_flags_.load(std::memory_order_relaxed);
+      do {
+        stack->next_signalled = head;
+      } while (!signalled_flags_.compare_exchange_weak(head, stack));
+    }
+    stack = next;
+  }
+  flag->next_signalled = nullptr;
+  flag->queued.store(false);
 }
 
 void Loop::drain_signalled_flags() {

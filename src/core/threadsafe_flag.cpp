@@ -6,8 +6,10 @@
 namespace asyncio {
 
 ThreadSafeFlag::~ThreadSafeFlag() {
+  // A set() the loop has not seen yet (it stopped running, say) leaves the flag on the loop's
+  // signalled stack: take it off, or the loop would later touch a dead object.
   if (queued.load()) {
-    detail::port::fatal("ThreadSafeFlag destroyed while set() was still being delivered");
+    if (Loop* loop = loop_.load()) loop->forget_flag(this);
   }
 }
 

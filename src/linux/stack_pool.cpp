@@ -123,16 +123,16 @@ StackPool& pool = *new StackPool;
 
 // ---- Guard-page faults ----
 
-struct sigaction previous_segv_action;
+[[maybe_unused]] struct sigaction previous_segv_action;
 
-void write_text(const char* text) {
+[[maybe_unused]] void write_text(const char* text) {
   ssize_t ignored = write(STDERR_FILENO, text, std::strlen(text));
   (void)ignored;
 }
 
 /// SIGSEGV on the alternate stack: if the fault hit the running task's guard page, say so and
 /// name the task; otherwise restore the previous action and let the fault happen again.
-void on_segv(int signal, siginfo_t* info, void* context) {
+[[maybe_unused]] void on_segv(int signal, siginfo_t* info, void* context) {
   const Fiber* fiber = running_fiber;
   const char* address = static_cast<const char*>(info->si_addr);
   if (fiber && fiber->stack.base && address >= static_cast<const char*>(fiber->stack.base) &&
