@@ -1,0 +1,477 @@
+// bench/power (issue 4): what low-power mode saves. Each workload runs in normal and in
+// low-power mode, each run in its own process under tools/power_proxy (found next to this
+// executable, at ../tools/power_proxy), and one table compares them:
+//   blink      one task toggling every 1 s;
+//   timers     100 tasks sleeping periods of 1-50 ms;
+//   pipe_1khz  a pipe written at 1 kHz by another process, read by a task;
+//   idle       one task waiting on a ThreadSafeFlag nobody sets;
+//   tsf_1khz   a ThreadSafeFlag set at 1 kHz from another thread.
+//
+// How it measures. The bench re-executes itself with the hidden `--workload NAME --mode M`
+// through the proxy. The workload marks its steady state for the proxy (POWER_PROXY_MARK_FD),
+// so that exec, the loader and the loop's setup (2-4 wake-ups) do not count. The pipe's
+// writer is forked by this parent, outside the proxy's cgroup, and hands the reader its pipe
+// by inheritance: the proxy then measures the reader alone. In tsf_1khz the setter thread is
+// part of the measured process and the proxy counts every thread, so there the figures are
+// the loop thread's own (getrusage RUSAGE_THREAD); the JSON says "scope":"loop_thread".
+// Without the proxy the bench measures in-process (getrusage) and says so on stderr.
+//
+// Latency: blink and timers, how late each sleep returned; pipe_1khz, now minus the writer's
+// CLOCK_MONOTONIC stamp (8 bytes per write); tsf_1khz, from the first set() not yet served to
+// the waiter running. "lost": bytes never read; sets after which the waiter never ran.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "asyncio/asyncio.hpp"
+#include "bench_util.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: power [--json] [--quick] [--seconds N] [--workloads blink,timers,pipe_1khz,idle,"
+    "tsf_1khz]\n"
+    "Runs each workload in normal and low-power mode under tools/power_proxy and compares\n"
+    "wake-ups/s, CPU us/s, lost events, p99 latency and modelled power. The backend is\n"
+    "ASYNCIO_BACKEND's (epoll|uring; default auto).\n";
+
+const std::vector<std::string> kWorkloads = {"blink", "timers", "pipe_1khz", "idle", "tsf_1khz"};
+const std::vector<std::string> kModes = {"normal", "low_power"};
+
+std::int64_t micros(const timeval& t) {
+  return std::int64_t{t.tv_sec} * 1'000'000 + t.tv_usec;
+}
+
+// ---- The workload side (one process per workload and mode) ----
+
+/// Voluntary switches and CPU of the calling thread or of the whole process.
+struct Usage {
+  std::int64_t wakeups = 0;
+  std::int64_t cpu_us = 0;
+  static Usage of(int who) {
+    rusage usage{};
+    getrusage(who, &usage);
+    return {usage.ru_nvcsw, micros(usage.ru_utime) + micros(usage.ru_stime)};
+  }
+};
+
+/// What one workload run reports to the parent: one JSON line on stdout.
+struct Outcome {
+  std::vector<double> latency_ms;
+  std::int64_t lost = 0;
+  std::int64_t events = 0;
+};
+
+/// The steady-state window: marked for the proxy, and measured in-process as a fallback and
+/// for the loop thread's own figures.
+class Window {
+ public:
+  void begin() {
+    mark('b');
+    start_ns_ = bench::now_ns();
+    thread_ = Usage::of(RUSAGE_THREAD);
+    process_ = Usage::of(RUSAGE_SELF);
+  }
+  void end() {
+    thread_end_ = Usage::of(RUSAGE_THREAD);
+    process_end_ = Usage::of(RUSAGE_SELF);
+    end_ns_ = bench::now_ns();
+    mark('e');
+  }
+  void report(bench::JsonLine& line) const {
+    line.add("seconds", static_cast<double>(end_ns_ - start_ns_) / 1e9)
+        .add("thread_wakeups", thread_end_.wakeups - thread_.wakeups)
+        .add("thread_cpu_us", thread_end_.cpu_us - thread_.cpu_us)
+        .add("process_wakeups", process_end_.wakeups - process_.wakeups)
+        .add("process_cpu_us", process_end_.cpu_us - process_.cpu_us);
+  }
+
+ private:
+  static void mark(char what) {
+    static const int fd = [] {
+      const char* text = std::getenv("POWER_PROXY_MARK_FD");
+      return text == nullptr ? -1 : std::atoi(text);
+    }();
+    if (fd >= 0 && write(fd, &what, 1) != 1) std::fprintf(stderr, "power: cannot mark\n");
+  }
+  std::int64_t start_ns_ = 0, end_ns_ = 0;
+  Usage thread_, process_, thread_end_, process_end_;
+};
+
+double ms_since(std::int64_t stamp_ns) {
+  return static_cast<double>(bench::now_ns() - stamp_ns) / 1e6;
+}
+
+/// (a) One task toggling a (pretend) LED every second, on an absolute schedule.
+void blink(double seconds, Window& window, Outcome& outcome) {
+  bool led = false;
+  window.begin();
+  const std::int64_t start = bench::now_ns();
+  const auto toggles = static_cast<std::int64_t>(seconds);
+  for (std::int64_t k = 1; k <= toggles; ++k) {
+    const std::int64_t due = start + k * 1'000'000'000;
+    asyncio::sleep_us((due - bench::now_ns() + 999) / 1000);
+    led = !led;
+    outcome.latency_ms.push_back(ms_since(due));
+    ++outcome.events;
+  }
+  window.end();
+}
+
+/// (b) 100 tasks sleeping 1..50 ms in turn; lateness of every sleep.
+void timers(double seconds, Window& window, Outcome& outcome) {
+  constexpr int kTasks = 100;
+  const std::int64_t stop = bench::now_ns() + static_cast<std::int64_t>(seconds * 1e9);
+  std::vector<asyncio::Task<void>> tasks;
+  window.begin();
+  for (int i = 0; i < kTasks; ++i) {
+    const std::int64_t period_us = 1000 + std::int64_t{i} * 49'000 / (kTasks - 1);
+    tasks.push_back(asyncio::create_task([&outcome, stop, period_us] {
+      while (bench::now_ns() < stop) {
+        const std::int64_t due = bench::now_ns() + period_us * 1000;
+        asyncio::sleep_us(period_us);
+        outcome.latency_ms.push_back(ms_since(due));
+        ++outcome.events;
+      }
+    }));
+  }
+  for (auto& task : tasks) asyncio::await(task);
+  window.end();
+}
+
+/// (c) Reads 8-byte stamps from `fd` (the writer is another process) until end of file.
+void pipe_reader(int fd, int go_fd, std::int64_t expected, Window& window, Outcome& outcome) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  char buffer[4096];
+  std::size_t held = 0;  // bytes of a stamp split across reads
+  std::int64_t bytes = 0;
+  window.begin();
+  char go = 'g';
+  if (write(go_fd, &go, 1) != 1) throw std::runtime_error("cannot start the writer");
+  close(go_fd);
+  for (;;) {
+    asyncio::wait_readable(fd);
+    ssize_t got = read(fd, buffer + held, sizeof buffer - held);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (got <= 0) break;
+    bytes += got;
+    std::size_t total = held + static_cast<std::size_t>(got);
+    std::size_t whole = total / 8 * 8;
+    for (std::size_t at = 0; at < whole; at += 8) {
+      std::int64_t stamp = 0;
+      std::memcpy(&stamp, buffer + at, 8);
+      outcome.latency_ms.push_back(ms_since(stamp));
+    }
+    held = total - whole;
+    std::memmove(buffer, buffer + whole, held);
+  }
+  window.end();
+  outcome.events = bytes;
+  outcome.lost = expected * 8 - bytes;
+}
+
+/// (d) One task waiting on a flag nobody sets, for `seconds`.
+void idle(double seconds, Window& window, Outcome& outcome) {
+  asyncio::ThreadSafeFlag flag;
+  window.begin();
+  try {
+    asyncio::wait_for_ms([&flag] { flag.wait(); }, static_cast<std::int64_t>(seconds * 1000));
+    ++outcome.lost;  // nobody sets it: waking up for it would be a spurious wake-up
+  } catch (const asyncio::TimeoutError&) {
+  }
+  window.end();
+}
+
+/// (e) Another thread sets a flag every millisecond (absolute schedule); the task waits.
+void threadsafe_flag(double seconds, Window& window, Outcome& outcome) {
+  asyncio::ThreadSafeFlag flag;
+  std::atomic<std::int64_t> sets{0};
+  std::atomic<std::int64_t> pending_since_ns{0};  // first set not yet served; 0 = none
+  std::atomic<bool> done{false};
+  const auto total = static_cast<std::int64_t>(seconds * 1000);
+  window.begin();
+  std::thread setter([&] {
+    timespec due{};
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    for (std::int64_t i = 0; i < total; ++i) {
+      due.tv_nsec += 1'000'000;
+      if (due.tv_nsec >= 1'000'000'000) {
+        due.tv_nsec -= 1'000'000'000;
+        ++due.tv_sec;
+      }
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr);
+      std::int64_t none = 0;
+      pending_since_ns.compare_exchange_strong(none, bench::now_ns());
+      sets.fetch_add(1);
+      flag.set();
+    }
+    done.store(true);
+    flag.set();
+  });
+  std::int64_t served = 0;  // sets counted before the waiter's last run
+  auto waiter = asyncio::create_task([&] {
+    for (;;) {
+      flag.wait();
+      served = sets.load();
+      std::int64_t since = pending_since_ns.exchange(0);
+      if (since != 0) outcome.latency_ms.push_back(ms_since(since));
+      ++outcome.events;
+      if (done.load() && served == total) return;
+    }
+  });
+  try {
+    asyncio::wait_for_ms(waiter, static_cast<std::int64_t>(seconds * 1000) + 1000);
+  } catch (const asyncio::TimeoutError&) {
+  }
+  window.end();
+  setter.join();
+  outcome.lost = total - served;
+}
+
+int run_workload(const std::string& name, const std::string& mode, double seconds, int fd,
+                 int go_fd, std::int64_t expected) {
+  asyncio::power_mode(mode == "low_power");
+  Window window;
+  Outcome outcome;
+  asyncio::run([&] {
+    if (name == "blink") blink(seconds, window, outcome);
+    if (name == "timers") timers(seconds, window, outcome);
+    if (name == "pipe_1khz") pipe_reader(fd, go_fd, expected, window, outcome);
+    if (name == "idle") idle(seconds, window, outcome);
+    if (name == "tsf_1khz") threadsafe_flag(seconds, window, outcome);
+  });
+  bench::JsonLine line;
+  line.add("workload_result", name)
+      .add("mode", mode)
+      .add("backend", asyncio::get_event_loop().backend_name())
+      .add("events", outcome.events)
+      .add("lost", outcome.lost)
+      .add("latency_p99_ms", bench::percentile(outcome.latency_ms, 99))
+      .add("latency_max_ms", bench::percentile(outcome.latency_ms, 100));
+  window.report(line);
+  line.print();
+  return 0;
+}
+
+// ---- The parent side ----
+
+/// The number after `"key":` in a JSON line (NaN if absent), or its string value.
+double json_number(const std::string& line, const std::string& key) {
+  auto at = line.find("\"" + key + "\":");
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(line.c_str() + at + key.size() + 3, nullptr);
+}
+std::string json_text(const std::string& line, const std::string& key) {
+  auto at = line.find("\"" + key + "\":\"");
+  if (at == std::string::npos) return "";
+  at += key.size() + 4;
+  return line.substr(at, line.find('"', at) - at);
+}
+
+std::string self_path() {
+  char path[PATH_MAX];
+  ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (length <= 0) throw std::runtime_error("cannot read /proc/self/exe");
+  return std::string(path, static_cast<std::size_t>(length));
+}
+
+std::string find_proxy() {
+  std::string self = self_path();
+  std::string proxy = self.substr(0, self.rfind('/')) + "/../tools/power_proxy";
+  return access(proxy.c_str(), X_OK) == 0 ? proxy : "";
+}
+
+/// The writer of pipe_1khz: waits for the reader's go, then writes `count` stamps, one per ms.
+[[noreturn]] void write_stamps(int fd, int go_fd, std::int64_t count) {
+  char go = 0;
+  if (read(go_fd, &go, 1) != 1) _exit(1);
+  timespec due{};
+  clock_gettime(CLOCK_MONOTONIC, &due);
+  for (std::int64_t i = 0; i < count; ++i) {
+    due.tv_nsec += 1'000'000;
+    if (due.tv_nsec >= 1'000'000'000) {
+      due.tv_nsec -= 1'000'000'000;
+      ++due.tv_sec;
+    }
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr);
+    std::int64_t stamp = bench::now_ns();
+    if (write(fd, &stamp, 8) != 8) _exit(1);
+  }
+  _exit(0);
+}
+
+/// Runs `argv` and returns its stdout lines.
+std::vector<std::string> run_capturing(std::vector<std::string> argv, const std::vector<int>& keep) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    for (int fd : keep) fcntl(fd, F_SETFD, 0);
+    std::vector<char*> args;
+    for (auto& word : argv) args.push_back(word.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  std::string text;
+  char buffer[4096];
+  for (ssize_t got; (got = read(out[0], buffer, sizeof buffer)) != 0;) {
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) break;
+    text.append(buffer, static_cast<std::size_t>(got));
+  }
+  close(out[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("workload run " + argv[0] + " failed (status " +
+                             std::to_string(status) + ")");
+  }
+  std::vector<std::string> lines;
+  for (std::size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    lines.push_back(text.substr(start, end - start));
+  }
+  return lines;
+}
+
+struct Row {
+  std::string workload, mode, backend, meter, scope;
+  double wakeups_per_sec = 0, cpu_us_per_sec = 0, p99 = 0, max = 0, power = 0;
+  std::int64_t lost = 0;
+};
+
+/// One workload in one mode, through the proxy when there is one.
+Row measure(const std::string& proxy, const std::string& workload, const std::string& mode,
+            double seconds) {
+  std::vector<std::string> argv;
+  if (!proxy.empty()) argv = {proxy, "--json", "--quiet", "--"};
+  argv.insert(argv.end(), {self_path(), "--workload", workload, "--mode", mode, "--seconds",
+                           std::to_string(seconds)});
+  std::vector<int> keep;
+  pid_t writer = -1;
+  int data[2] = {-1, -1}, go[2] = {-1, -1};
+  if (workload == "pipe_1khz") {
+    auto count = static_cast<std::int64_t>(seconds * 1000);
+    if (pipe2(data, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    writer = fork();
+    if (writer == 0) {
+      close(data[0]);
+      close(go[1]);
+      write_stamps(data[1], go[0], count);
+    }
+    close(data[1]);
+    close(go[0]);
+    argv.insert(argv.end(), {"--fd", std::to_string(data[0]), "--go-fd", std::to_string(go[1]),
+                             "--expected", std::to_string(count)});
+    keep = {data[0], go[1]};
+  }
+  std::vector<std::string> lines = run_capturing(argv, keep);
+  if (writer > 0) {
+    close(data[0]);
+    close(go[1]);
+    kill(writer, SIGTERM);
+    waitpid(writer, nullptr, 0);
+  }
+  std::string result, meter_line;
+  for (const auto& line : lines) {
+    if (line.find("\"workload_result\"") != std::string::npos) result = line;
+    if (line.find("\"tool\":\"power_proxy\"") != std::string::npos) meter_line = line;
+  }
+  if (result.empty()) throw std::runtime_error(workload + ": no result from the workload");
+
+  Row row{workload, mode, json_text(result, "backend"), "getrusage", "process"};
+  row.lost = static_cast<std::int64_t>(json_number(result, "lost"));
+  row.p99 = json_number(result, "latency_p99_ms");
+  row.max = json_number(result, "latency_max_ms");
+  double window = json_number(result, "seconds");
+  // The power model of tools/power_proxy with its default coefficients (see its source).
+  double idle_mw = 2000, wakeup_uj = 50, active_mw = 10000;
+  if (!meter_line.empty() && workload != "tsf_1khz") {
+    row.meter = json_text(meter_line, "meter");
+    row.wakeups_per_sec = json_number(meter_line, "wakeups_per_sec");
+    row.cpu_us_per_sec = json_number(meter_line, "cpu_us_per_sec");
+  } else {
+    bool thread = workload == "tsf_1khz";
+    row.scope = thread ? "loop_thread" : "process";
+    row.wakeups_per_sec = json_number(result, thread ? "thread_wakeups" : "process_wakeups") / window;
+    row.cpu_us_per_sec = json_number(result, thread ? "thread_cpu_us" : "process_cpu_us") / window;
+  }
+  row.power = idle_mw + wakeup_uj * row.wakeups_per_sec / 1000 + active_mw * row.cpu_us_per_sec / 1e6;
+  return row;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::Args args(argc, argv, kUsage);
+  const bool json = args.flag("--json");
+  const bool quick = args.flag("--quick");
+  const std::string workload = args.text("--workload", "");
+  const std::string mode = args.text("--mode", "normal");
+  const std::string filter = args.text("--workloads", "");
+  const int fd = static_cast<int>(args.number("--fd", -1));
+  const int go_fd = static_cast<int>(args.number("--go-fd", -1));
+  const auto expected = static_cast<std::int64_t>(args.number("--expected", 0));
+  double seconds = args.number("--seconds", quick ? 1.2 : 10);
+  args.finish();
+
+  try {
+    if (!workload.empty()) return run_workload(workload, mode, seconds, fd, go_fd, expected);
+
+    std::string proxy = find_proxy();
+    if (proxy.empty()) {
+      std::fprintf(stderr,
+                   "power: notice: ../tools/power_proxy not found next to this executable; "
+                   "measuring in-process with getrusage\n");
+    }
+    bench::Table table({"workload", "mode", "wakeups/s", "CPU us/s", "lost", "p99 ms", "max ms",
+                        "model mW", "meter"});
+    for (const auto& name : kWorkloads) {
+      if (!bench::selected(filter, name)) continue;
+      for (const auto& each_mode : kModes) {
+        // Blink needs whole seconds to toggle at all; a short run still shows a toggle or two.
+        double duration = name == "blink" ? std::max(seconds, 2.0) : seconds;
+        Row row = measure(proxy, name, each_mode, duration);
+        if (json) {
+          bench::JsonLine line;
+          line.add("bench", "power")
+              .add("workload", row.workload)
+              .add("mode", row.mode)
+              .add("wakeups_per_sec", row.wakeups_per_sec)
+              .add("cpu_us_per_sec", row.cpu_us_per_sec)
+              .add("lost", row.lost)
+              .add("latency_p99_ms", row.p99)
+              .add("power_mw_model", row.power)
+              .add("meter", row.meter)
+              .add("scope", row.scope)
+              .add("backend", row.backend)
+              .add("latency_max_ms", row.max);
+          line.print();
+        }
+        table.add_row({row.workload, row.mode, bench::fixed(row.wakeups_per_sec, 2),
+                       bench::fixed(row.cpu_us_per_sec, 1), std::to_string(row.lost),
+                       bench::fixed(row.p99, 2), bench::fixed(row.max, 2), bench::fixed(row.power, 1),
+                       row.meter + (row.scope == "loop_thread" ? " (loop thread)" : "")});
+      }
+    }
+    table.print(bench::human_out(json));
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "power: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}
