@@ -98,12 +98,25 @@ class Window {
   }
 
  private:
+  /// Tells tools/power_proxy where the window starts or ends and waits for its answer (the
+  /// protocol is described at Mark in tools/power_proxy.cpp). Nothing without the proxy.
   static void mark(char what) {
-    static const int fd = [] {
-      const char* text = std::getenv("POWER_PROXY_MARK_FD");
-      return text == nullptr ? -1 : std::atoi(text);
-    }();
-    if (fd >= 0 && write(fd, &what, 1) != 1) std::fprintf(stderr, "power: cannot mark\n");
+    static const int mark_fd = descriptor("POWER_PROXY_MARK_FD");
+    static const int ack_fd = descriptor("POWER_PROXY_ACK_FD");
+    if (mark_fd < 0 || ack_fd < 0) return;
+    struct {
+      char what;
+      char unused[3];
+      std::int32_t tid;
+    } record{what, {}, static_cast<std::int32_t>(gettid())};
+    char answer = 0;
+    if (write(mark_fd, &record, sizeof record) != sizeof record || read(ack_fd, &answer, 1) != 1) {
+      std::fprintf(stderr, "power: the proxy did not answer a window mark\n");
+    }
+  }
+  static int descriptor(const char* variable) {
+    const char* text = std::getenv(variable);
+    return text == nullptr ? -1 : std::atoi(text);
   }
   std::int64_t start_ns_ = 0, end_ns_ = 0;
   Usage thread_, process_, thread_end_, process_end_;
@@ -312,7 +325,8 @@ std::string find_proxy() {
 }
 
 /// Runs `argv` and returns its stdout lines.
-std::vector<std::string> run_capturing(std::vector<std::string> argv, const std::vector<int>& keep) {
+std::vector<std::string> run_capturing(std::vector<std::string> argv,
+                                       const std::vector<int>& keep) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   pid_t pid = fork();
@@ -407,10 +421,12 @@ Row measure(const std::string& proxy, const std::string& workload, const std::st
   } else {
     bool thread = workload == "tsf_1khz";
     row.scope = thread ? "loop_thread" : "process";
-    row.wakeups_per_sec = json_number(result, thread ? "thread_wakeups" : "process_wakeups") / window;
+    row.wakeups_per_sec =
+        json_number(result, thread ? "thread_wakeups" : "process_wakeups") / window;
     row.cpu_us_per_sec = json_number(result, thread ? "thread_cpu_us" : "process_cpu_us") / window;
   }
-  row.power = idle_mw + wakeup_uj * row.wakeups_per_sec / 1000 + active_mw * row.cpu_us_per_sec / 1e6;
+  row.power =
+      idle_mw + wakeup_uj * row.wakeups_per_sec / 1000 + active_mw * row.cpu_us_per_sec / 1e6;
   return row;
 }
 
@@ -464,7 +480,8 @@ int main(int argc, char** argv) {
         }
         table.add_row({row.workload, row.mode, bench::fixed(row.wakeups_per_sec, 2),
                        bench::fixed(row.cpu_us_per_sec, 1), std::to_string(row.lost),
-                       bench::fixed(row.p99, 2), bench::fixed(row.max, 2), bench::fixed(row.power, 1),
+                       bench::fixed(row.p99, 2), bench::fixed(row.max, 2),
+                       bench::fixed(row.power, 1),
                        row.meter + (row.scope == "loop_thread" ? " (loop thread)" : "")});
       }
     }

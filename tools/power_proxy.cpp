@@ -104,8 +104,9 @@ Options parse_options(int argc, char** argv) {
                i + 1 < argc) {
       double value = parse_number(argv[i], argv[i + 1]);
       ++i;
-      (word == "--idle-mw" ? options.idle_mw
-                           : word == "--wakeup-uj" ? options.wakeup_uj : options.active_mw) = value;
+      (word == "--idle-mw"     ? options.idle_mw
+       : word == "--wakeup-uj" ? options.wakeup_uj
+                               : options.active_mw) = value;
     } else {
       usage_error("unknown or incomplete option '" + word + "' (the command goes after --)");
     }
@@ -305,16 +306,25 @@ struct Sample {
 Sample sample_live(pid_t pid, const ChildCgroup& group) {
   Sample sample;
   sample.time_us = now_us();
-  sample.cpu_us = group.path().empty() ? sum_over_threads(pid, "schedstat", "") / 1000
-                                       : group.usage_usec();
+  sample.cpu_us =
+      group.path().empty() ? sum_over_threads(pid, "schedstat", "") / 1000 : group.usage_usec();
   sample.wakeups = sum_over_threads(pid, "status", "voluntary_ctxt_switches:");
   return sample;
 }
 
-/// The measurement window a cooperating command may mark: it writes 'b' to the descriptor
-/// named in $POWER_PROXY_MARK_FD where its steady state starts and 'e' where it ends, so that
-/// start-up and tear-down (exec, loader, ring setup: 2-4 wake-ups here) do not count. The
-/// sample is taken when we read the mark, some microseconds later: +-1 wake-up.
+/// The measurement window a cooperating command may mark, so that start-up and tear-down
+/// (exec, the loader, ring setup: 2-4 wake-ups here) do not count. The protocol: the thread
+/// that marks writes a Mark to the descriptor in $POWER_PROXY_MARK_FD ('b' where its steady
+/// state starts, 'e' where it ends), then blocks reading one byte from $POWER_PROXY_ACK_FD.
+/// We sample once that thread is asleep, then answer. Waiting for the sleep makes the count
+/// exact: the begin mark's own sleep falls before the window, the end mark's inside it, and
+/// that one is taken off.
+struct Mark {
+  char what;
+  char unused[3];
+  std::int32_t tid;
+};
+
 struct Window {
   bool begun = false;
   bool ended = false;
@@ -322,29 +332,52 @@ struct Window {
   Sample end;
 };
 
+/// Waits (at most 100 ms) until thread `tid` of `pid` sleeps: state S in its stat file.
+void wait_until_asleep(pid_t pid, std::int32_t tid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat";
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    std::ifstream stat(path);
+    std::string line;
+    if (!std::getline(stat, line)) return;
+    auto close_paren = line.rfind(')');  // the name may contain spaces and parentheses
+    if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return;
+    if (line[close_paren + 2] == 'S') return;
+    usleep(50);
+  }
+}
+
+/// Takes the window sample a mark asks for, then lets the marking thread go on.
+void on_mark(pid_t pid, const Mark& mark, int ack_fd, const ChildCgroup& group, Window& window) {
+  wait_until_asleep(pid, mark.tid);
+  if (mark.what == 'b' && !window.begun) {
+    window.begin = sample_live(pid, group);
+    window.begun = true;
+  } else if (mark.what == 'e' && window.begun && !window.ended) {
+    window.end = sample_live(pid, group);
+    window.end.wakeups -= 1;  // the end mark's own wait for our answer
+    window.ended = true;
+  }
+  char go = 'g';
+  if (write(ack_fd, &go, 1) != 1) std::perror("power_proxy: answering a mark");
+}
+
 /// Waits for the command, taking window samples on its marks and printing a progress line
 /// on stderr every second unless `quiet`. Returns the wait status; fills `usage` with the
 /// rusage of the command's whole tree.
-int wait_for_command(pid_t pid, int mark_fd, bool quiet, const ChildCgroup& group,
+int wait_for_command(pid_t pid, int mark_fd, int ack_fd, bool quiet, const ChildCgroup& group,
                      std::int64_t start_us, Window& window, rusage& usage) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   std::int64_t next_progress_us = start_us + 1'000'000;
   while (pidfd >= 0) {
     pollfd entries[2] = {{pidfd, POLLIN, 0}, {mark_fd, POLLIN, 0}};
-    int timeout_ms = static_cast<int>(std::max<std::int64_t>(0, next_progress_us - now_us()) / 1000);
+    int timeout_ms =
+        static_cast<int>(std::max<std::int64_t>(0, next_progress_us - now_us()) / 1000);
     int ready = poll(entries, mark_fd >= 0 ? 2 : 1, timeout_ms + 1);
     if (ready < 0 && errno != EINTR) break;
     if (ready > 0 && (entries[1].revents & POLLIN)) {
-      char mark = 0;
-      if (read(mark_fd, &mark, 1) == 1) {
-        if (mark == 'b' && !window.begun) {
-          window.begin = sample_live(pid, group);
-          window.begun = true;
-        } else if (mark == 'e' && window.begun && !window.ended) {
-          window.end = sample_live(pid, group);
-          window.ended = true;
-        }
-      }
+      Mark mark{};
+      if (read(mark_fd, &mark, sizeof mark) == sizeof mark)
+        on_mark(pid, mark, ack_fd, group, window);
     } else if (ready > 0 && (entries[1].revents & (POLLHUP | POLLERR))) {
       mark_fd = -1;  // the command closed its end; only the exit is left to wait for
     }
@@ -389,16 +422,21 @@ int main(int argc, char** argv) {
   // Ctrl-C reaches the command through the process group; we stay to clean the cgroup up.
   signal(SIGINT, SIG_IGN);
 
-  int marks[2] = {-1, -1};
-  if (pipe2(marks, O_CLOEXEC) == 0) {
-    int inherited = fcntl(marks[1], F_DUPFD, 3);  // without O_CLOEXEC: the command keeps it
-    setenv("POWER_PROXY_MARK_FD", std::to_string(inherited).c_str(), 1);
-    close(marks[1]);
-    marks[1] = inherited;
+  // The window marks (see Mark): the command inherits one end of each pipe, without O_CLOEXEC.
+  int marks[2] = {-1, -1}, acks[2] = {-1, -1};
+  if (pipe2(marks, O_CLOEXEC) == 0 && pipe2(acks, O_CLOEXEC) == 0) {
+    for (int* end : {&marks[1], &acks[0]}) {
+      int inherited = fcntl(*end, F_DUPFD, 3);
+      close(*end);
+      *end = inherited;
+    }
+    setenv("POWER_PROXY_MARK_FD", std::to_string(marks[1]).c_str(), 1);
+    setenv("POWER_PROXY_ACK_FD", std::to_string(acks[0]).c_str(), 1);
   }
   ChildCgroup group;
   Command command(options.command);
   if (marks[1] >= 0) close(marks[1]);
+  if (acks[0] >= 0) close(acks[0]);
   if (!group.path().empty() && !group.adopt(command.pid())) group.remove();
   if (group.path().empty()) {
     std::fprintf(stderr, "power_proxy: notice: %s; measuring with getrusage instead\n",
@@ -414,8 +452,8 @@ int main(int argc, char** argv) {
   }
   rusage usage{};
   Window window;
-  int status =
-      wait_for_command(command.pid(), marks[0], options.quiet, group, start_us, window, usage);
+  int status = wait_for_command(command.pid(), marks[0], acks[1], options.quiet, group, start_us,
+                                window, usage);
   std::int64_t end_us = now_us();
 
   Report report;
