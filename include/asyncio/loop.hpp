@@ -146,6 +146,7 @@ class Loop {
   void after_switch();
   [[noreturn]] static void report_stack_overflow(const char* task_name);
   void poll_sources();
+  void prefetch_next() const;
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();

@@ -153,13 +153,28 @@ TaskRecord* Loop::pick_next() {
     if (stop_requested_) return nullptr;
     poll_sources();
     if (!timers_.empty()) advance_timers();
-    if (TaskRecord* task = ready_.pop()) return task;
+    if (TaskRecord* task = ready_.pop()) {
+      prefetch_next();
+      return task;
+    }
     if (stop_when_idle_) return nullptr;
     if (nothing_can_happen()) {
       deadlocked_ = main_task_ != nullptr;
       return nullptr;
     }
     wait_for_events();
+  }
+}
+
+inline void Loop::prefetch_next() const {
+  // With many tasks, each switch misses the cache on the next task's record and on the frames
+  // saved at the top of its stack (bench/switch, N = 1000). Start fetching the task after
+  // the next one while the next one runs.
+  if (const TaskRecord* upcoming = ready_.peek_after_next()) {
+    __builtin_prefetch(upcoming);
+    __builtin_prefetch(reinterpret_cast<const char*>(upcoming) + 64);
+    const char* top = static_cast<const char*>(upcoming->context);
+    for (int line = 0; line < 4; ++line) __builtin_prefetch(top + 64 * line);
   }
 }
 

@@ -52,7 +52,7 @@ class UringBackend final : public LinuxBackend {
     if (result == -EINVAL) result = io_uring_queue_init(kRingEntries, &ring_, 0);  // < 6.1
     if (result < 0) throw OSError(-result, "io_uring_queue_init");
     arm_wake();
-    io_uring_submit(&ring_);
+    submit();
   }
   ~UringBackend() override { io_uring_queue_exit(&ring_); }
 
@@ -61,7 +61,7 @@ class UringBackend final : public LinuxBackend {
   void poll_if_ready() override {
     if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&ring_);
     if (io_uring_cq_ready(&ring_)) reap();
-    if (io_uring_sq_ready(&ring_)) io_uring_submit(&ring_);
+    if (unsubmitted_) submit();
   }
 
   void wait(Micros deadline) override {
@@ -73,6 +73,7 @@ class UringBackend final : public LinuxBackend {
       if (remaining <= 0) {
         // A zero timeout still sleeps in the kernel (a context switch, measured as one more
         // wake-up per low-power slot); a poll needs no wait at all.
+        unsubmitted_ = false;
         io_uring_submit_and_get_events(&ring_);
         reap();
         return;
@@ -81,6 +82,7 @@ class UringBackend final : public LinuxBackend {
       ts.tv_nsec = (remaining % 1'000'000) * 1000;
       timeout = &ts;
     }
+    unsubmitted_ = false;
     const int result = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout, nullptr);
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN &&
         result != -EBUSY) {
@@ -95,11 +97,18 @@ class UringBackend final : public LinuxBackend {
   io_uring_sqe* next_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
-      io_uring_submit(&ring_);  // the submission ring is full: flush it and retry
+      submit();  // the submission ring is full: flush it and retry
       sqe = io_uring_get_sqe(&ring_);
     }
     if (!sqe) throw OSError(EBUSY, "io_uring: no submission queue entry available");
+    // Our own flag, not io_uring_sq_ready(): that reads a kernel-written word at every switch.
+    unsubmitted_ = true;
     return sqe;
+  }
+
+  void submit() {
+    unsubmitted_ = false;
+    io_uring_submit(&ring_);
   }
 
   /// A multishot poll on the eventfd: every write completes it once, nothing to read back.
@@ -156,6 +165,7 @@ class UringBackend final : public LinuxBackend {
   io_uring ring_{};
   WakeFd wake_fd_;
   std::uint32_t generation_ = 0;
+  bool unsubmitted_ = false;
 };
 
 }  // namespace

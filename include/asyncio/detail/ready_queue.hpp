@@ -68,6 +68,12 @@ class ReadyQueue {
     io_.push(task);
   }
 
+  /// The task that pop() would return after the next one, if known cheaply (for prefetching).
+  const TaskRecord* peek_after_next() const {
+    const TaskRecord* head = due_.front();
+    return head ? head->ready_next : nullptr;
+  }
+
   /// The next task by (due time, arrival order), or nullptr.
   TaskRecord* pop() {
     if (io_.empty()) return due_.empty() ? nullptr : due_.pop();
