@@ -207,7 +207,10 @@ TEST_CASE("a hundred readers on a hundred pipes are each woken by their own writ
     asyncio::sleep_ms(1);
     // Write the odd ones first: only they may wake.
     for (int i = 1; i < 100; i += 2) pipes[static_cast<std::size_t>(i)]->write_byte();
-    asyncio::sleep_ms(20);
+    // Poll for the wake-ups rather than sleep a fixed time: on a loaded machine a fixed
+    // sleep could end before the readers run.
+    for (int i = 0; i < 2000 && woken.size() < 50; ++i) asyncio::sleep_ms(1);
+    asyncio::sleep_ms(5);  // time for a wrong wake-up of an even reader to show
     CHECK(woken.size() == 50);
     for (int i : woken) CHECK(i % 2 == 1);
     for (int i = 0; i < 100; i += 2) pipes[static_cast<std::size_t>(i)]->write_byte();
