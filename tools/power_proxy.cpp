@@ -1,6 +1,7 @@
 // power_proxy: runs a command and estimates what it costs in power (issue 4).
 //
-//   power_proxy [--json] [--quiet] [--idle-mw X] [--wakeup-uj X] [--active-mw X] -- CMD ARGS...
+//   power_proxy [--json] [--quiet] [--no-cgroup] [--idle-mw X] [--wakeup-uj X]
+//               [--active-mw X] -- COMMAND [ARGS...]
 //
 // The command runs in a fresh cgroup v2 child when the cgroup2 hierarchy is writable: CPU time
 // is then cpu.stat's usage_usec, which counts every process and thread the command starts.
@@ -10,7 +11,11 @@
 //
 // Output: a summary on stderr (like time(1), so that the command's own stdout stays clean),
 // or with --json one object on stdout after everything the command printed. The exit status is
-// the command's (128 + signal if it was killed).
+// the command's (128 + signal if it was killed). A progress line goes to stderr every second
+// unless --quiet.
+//
+// A command that knows about us may mark the steady state it wants measured (see Mark below):
+// the figures then cover that window only, without exec, loading and set-up.
 //
 // This VM has no RAPL energy counter, so power is a linear model, not a measurement:
 //   power_mw = idle_mw + wakeup_uj * wakeups_per_sec / 1000 + active_mw * cpu_share
@@ -53,8 +58,8 @@ constexpr double kDefaultWakeupUj = 50;
 constexpr double kDefaultActiveMw = 10000;
 
 constexpr const char* kUsage =
-    "usage: power_proxy [--json] [--quiet] [--idle-mw X] [--wakeup-uj X] [--active-mw X] "
-    "-- COMMAND [ARGS...]\n"
+    "usage: power_proxy [--json] [--quiet] [--no-cgroup] [--idle-mw X] [--wakeup-uj X]\n"
+    "                   [--active-mw X] -- COMMAND [ARGS...]\n"
     "Runs COMMAND (in a fresh cgroup v2 child when possible) and prints its CPU us/s,\n"
     "wake-ups/s (voluntary context switches of all its threads) and a modelled power:\n"
     "  idle_mw + wakeup_uj * wakeups/s / 1000 + active_mw * cpu_share\n"
@@ -63,6 +68,7 @@ constexpr const char* kUsage =
 struct Options {
   bool json = false;
   bool quiet = false;
+  bool no_cgroup = false;  // measure with getrusage even where a cgroup could be made
   double idle_mw = kDefaultIdleMw;
   double wakeup_uj = kDefaultWakeupUj;
   double active_mw = kDefaultActiveMw;
@@ -100,6 +106,8 @@ Options parse_options(int argc, char** argv) {
       options.json = true;
     } else if (word == "--quiet") {
       options.quiet = true;
+    } else if (word == "--no-cgroup") {
+      options.no_cgroup = true;
     } else if ((word == "--idle-mw" || word == "--wakeup-uj" || word == "--active-mw") &&
                i + 1 < argc) {
       double value = parse_number(argv[i], argv[i + 1]);
@@ -157,7 +165,11 @@ bool write_file(const std::string& path, const std::string& text) {
 /// A fresh child cgroup, removed again by remove(). Empty path() when none could be made.
 class ChildCgroup {
  public:
-  ChildCgroup() {
+  explicit ChildCgroup(bool wanted) {
+    if (!wanted) {
+      reason_ = "--no-cgroup given";
+      return;
+    }
     std::string mount = cgroup2_mount();
     if (mount.empty()) {
       reason_ = "no cgroup2 mount in /proc/mounts";
@@ -433,7 +445,7 @@ int main(int argc, char** argv) {
     setenv("POWER_PROXY_MARK_FD", std::to_string(marks[1]).c_str(), 1);
     setenv("POWER_PROXY_ACK_FD", std::to_string(acks[0]).c_str(), 1);
   }
-  ChildCgroup group;
+  ChildCgroup group(!options.no_cgroup);
   Command command(options.command);
   if (marks[1] >= 0) close(marks[1]);
   if (acks[0] >= 0) close(acks[0]);
