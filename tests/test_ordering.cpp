@@ -119,23 +119,23 @@ TEST_CASE("sleep never wakes early, in every unit") {
   asyncio::run([] {
     auto start = test::Clock::now();
     asyncio::sleep_ms(20);
-    CHECK(test::ms_since(start) >= 20.0);
+    CHECK(test::ms_since(start) >= 20.0 - test::kClockResolutionMs);
 
     start = test::Clock::now();
     asyncio::sleep_us(20'000);
-    CHECK(test::ms_since(start) >= 20.0);
+    CHECK(test::ms_since(start) >= 20.0 - test::kClockResolutionMs);
 
     start = test::Clock::now();
     asyncio::sleep(0.02);
-    CHECK(test::ms_since(start) >= 20.0);
+    CHECK(test::ms_since(start) >= 20.0 - test::kClockResolutionMs);
 
     start = test::Clock::now();
     asyncio::sleep(20ms);
-    CHECK(test::ms_since(start) >= 20.0);
+    CHECK(test::ms_since(start) >= 20.0 - test::kClockResolutionMs);
 
     start = test::Clock::now();
     asyncio::sleep(std::chrono::duration<double>(0.02));
-    CHECK(test::ms_since(start) >= 20.0);
+    CHECK(test::ms_since(start) >= 20.0 - test::kClockResolutionMs);
   });
 }
 
@@ -148,31 +148,36 @@ TEST_CASE("sleep never wakes early even after the task blocked the loop") {
       test::spin_for(5ms);
       const auto start = test::Clock::now();
       asyncio::sleep_ms(10);
-      CHECK(test::ms_since(start) >= 10.0);
+      CHECK(test::ms_since(start) >= 10.0 - test::kClockResolutionMs);
     }
   });
 }
 
 TEST_CASE("many concurrent sleepers each sleep at least what they asked for") {
   test::fresh_loop();
-  std::vector<double> shortfalls;
+  std::vector<double> shortfalls_ms;
   asyncio::run([&] {
     std::mt19937 random(42);
     std::vector<asyncio::Task<void>> tasks;
     for (int i = 0; i < 50; ++i) {
       const int ms = std::uniform_int_distribution<int>(1, 30)(random);
-      tasks.push_back(asyncio::create_task([&shortfalls, ms] {
+      tasks.push_back(asyncio::create_task([&shortfalls_ms, ms] {
         for (int round = 0; round < 3; ++round) {
           const auto start = test::Clock::now();
           asyncio::sleep_ms(ms);
           const double slept = test::ms_since(start);
-          if (slept < ms) shortfalls.push_back(ms - slept);
+          if (slept < ms - test::kClockResolutionMs) shortfalls_ms.push_back(ms - slept);
         }
       }));
     }
     for (auto& task : tasks) task.wait();
   });
-  CHECK(shortfalls.empty());
+  INFO("shortfalls (ms): " << [&] {
+    std::ostringstream text;
+    for (double shortfall : shortfalls_ms) text << shortfall << ' ';
+    return text.str();
+  }());
+  CHECK(shortfalls_ms.empty());
 }
 
 TEST_CASE("a sleep does not end before a longer computation lets the loop switch") {

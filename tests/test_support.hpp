@@ -51,6 +51,11 @@ inline double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+/// The port's clock counts whole microseconds (it truncates clock_gettime), so a deadline can
+/// fall up to 1 µs before the same instant measured with steady_clock's nanoseconds. "A sleep
+/// never ends early" is checked at that resolution: measured >= requested - kClockResolutionMs.
+inline constexpr double kClockResolutionMs = 0.001;
+
 /// Blocks the calling task (and so the whole loop) without yielding: a stand-in for
 /// synchronous work, like the seed's time.sleep_ms(5).
 inline void spin_for(std::chrono::microseconds duration) {
