@@ -6,7 +6,6 @@
 // P0 fires the source in its first step, then blocks the loop for 5 ms (well beyond any
 // amortisation of the per-switch poll, which must add at most 50 µs) and yields. The log
 // shows where the waiter ran.
-#include <atomic>
 #include <memory>
 #include <thread>
 
@@ -43,10 +42,9 @@ class HelperThread {
  public:
   explicit HelperThread(std::function<void()> action) : action_(std::move(action)) {
     thread_ = std::thread([this] {
-      requested_.wait(false);
+      requested_.wait_at_least(1);
       action_();
-      done_.store(true);
-      done_.notify_one();
+      done_.store(1);
     });
   }
   ~HelperThread() {
@@ -55,15 +53,14 @@ class HelperThread {
   }
   /// Asks the thread to act and waits until it has (no-op the second time).
   void request_and_wait() {
-    if (requested_.exchange(true)) return;
-    requested_.notify_one();
-    done_.wait(false);
+    if (requested_.add(1) > 1) return;
+    done_.wait_at_least(1);
   }
 
  private:
   std::function<void()> action_;
-  std::atomic<bool> requested_{false};
-  std::atomic<bool> done_{false};
+  test::WaitableCounter requested_;
+  test::WaitableCounter done_;
   std::thread thread_;
 };
 

@@ -13,9 +13,11 @@
 #include <asyncio/asyncio.hpp>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <initializer_list>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -33,6 +35,17 @@
 #endif
 #ifndef ASYNCIO_TEST_SANITIZED
 #define ASYNCIO_TEST_SANITIZED 0
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define ASYNCIO_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ASYNCIO_TEST_TSAN 1
+#endif
+#endif
+#ifndef ASYNCIO_TEST_TSAN
+#define ASYNCIO_TEST_TSAN 0
 #endif
 
 namespace test {
@@ -98,6 +111,46 @@ bool holds(std::exception_ptr error) {
     return false;
   }
 }
+
+/// A counter that helper threads block on until it reaches a value. Built on a mutex and a
+/// condition variable rather than std::atomic::wait: libstdc++ 12's atomic wait lost
+/// wake-ups here under CPU load (setter threads stayed in __atomic_wait_address_v after the
+/// value had changed), which would pass for a lost ThreadSafeFlag wake-up.
+class WaitableCounter {
+ public:
+  explicit WaitableCounter(long initial = 0) : value_(initial) {}
+  long load() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return value_;
+  }
+  void store(long value) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      value_ = value;
+    }
+    changed_.notify_all();
+  }
+  long add(long delta) {
+    long result;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      result = value_ += delta;
+    }
+    changed_.notify_all();
+    return result;
+  }
+  /// Blocks until the value is at least `target`; returns the value seen.
+  long wait_at_least(long target) const {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return value_ >= target; });
+    return value_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  long value_;
+};
 
 /// A non-blocking pipe that closes itself.
 class Pipe {
