@@ -142,6 +142,10 @@ class Loop {
  private:
   friend struct LoopAccess;
   detail::TaskRecord* pick_next();
+  /// Lets the other ready tasks run until `me` is picked again.
+  void run_others(detail::TaskRecord* me);
+  /// A pending cancel() surfaces here, at the task's suspension point.
+  static void raise_pending_cancel(detail::TaskRecord* me);
   void switch_to(detail::Fiber* next, bool finished);
   void after_switch();
   [[noreturn]] static void report_stack_overflow(const char* task_name);

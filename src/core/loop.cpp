@@ -340,13 +340,25 @@ void Loop::spawn(TaskRecord* task) {
   ready_.push_due(task, now_);
 }
 
+inline void Loop::raise_pending_cancel(TaskRecord* me) {
+  if (!me->cancel_pending) return;
+  me->cancel_pending = false;
+  throw CancelledError{};
+}
+
+inline void Loop::run_others(TaskRecord* me) {
+  TaskRecord* next = pick_next();
+  if (next != me) {
+    switch_to(next ? next : &loop_fiber_, false);
+  } else {
+    me->state = TaskState::kRunning;  // woken during the pick itself: no switch needed
+  }
+}
+
 WakeReason Loop::suspend(Micros deadline) {
   TaskRecord* me = current_;
   if (!me) throw RuntimeError("asyncio: a task-only call was made outside a task");
-  if (me->cancel_pending) {
-    me->cancel_pending = false;
-    throw CancelledError{};
-  }
+  raise_pending_cancel(me);
   me->state = TaskState::kSuspended;
   me->wake_reason = WakeReason::kNone;
   if (deadline >= 0) {
@@ -359,39 +371,20 @@ WakeReason Loop::suspend(Micros deadline) {
       timers_.push(me);
     }
   }
-  TaskRecord* next = pick_next();
-  if (next != me) {
-    switch_to(next ? next : &loop_fiber_, false);
-  } else {
-    me->state = TaskState::kRunning;
-  }
-  if (me->cancel_pending) {
-    me->cancel_pending = false;
-    throw CancelledError{};
-  }
+  run_others(me);
+  raise_pending_cancel(me);
   return me->wake_reason;
 }
 
 void Loop::yield_now() {
   TaskRecord* me = current_;
   if (!me) throw RuntimeError("sleep: called outside a task");
-  if (me->cancel_pending) {
-    me->cancel_pending = false;
-    throw CancelledError{};
-  }
+  raise_pending_cancel(me);
   // Timers that fell due must queue ahead of us: we go behind every task already due (S1).
   if (!timers_.empty()) advance_timers();
   ready_.push_due(me, now_);
-  TaskRecord* next = pick_next();
-  if (next != me) {
-    switch_to(next ? next : &loop_fiber_, false);
-  } else {
-    me->state = TaskState::kRunning;
-  }
-  if (me->cancel_pending) {
-    me->cancel_pending = false;
-    throw CancelledError{};
-  }
+  run_others(me);
+  raise_pending_cancel(me);
 }
 
 void Loop::wake(TaskRecord* task, WakeReason reason) {
