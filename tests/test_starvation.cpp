@@ -106,7 +106,7 @@ TEST_CASE("fast I/O: a ThreadSafeFlag storm delays a normal task by the bound, n
   // loop's clock may lag by one 1 ms work step); the upper bound shows it was not starved.
   CHECK(result.lateness_ms >= 40.0);
   CHECK(result.lateness_ms < 1000.0);
-  CHECK(result.storm_wakes >= 20);
+  CHECK(result.storm_wakes >= 5);  // a storm did run (few wakes if the machine is loaded)
 }
 
 TEST_CASE("fast I/O: a pipe storm delays a normal task by the bound, not forever") {
@@ -114,7 +114,7 @@ TEST_CASE("fast I/O: a pipe storm delays a normal task by the bound, not forever
   INFO("lateness " << result.lateness_ms << " ms, storm wakes " << result.storm_wakes);
   CHECK(result.lateness_ms >= 40.0);
   CHECK(result.lateness_ms < 1000.0);
-  CHECK(result.storm_wakes >= 20);
+  CHECK(result.storm_wakes >= 5);  // a storm did run (few wakes if the machine is loaded)
 }
 
 TEST_CASE("fast I/O: the default bound lets a storm delay a normal task by about 1000 ms") {
