@@ -87,7 +87,6 @@ class EpollBackend final : public LinuxBackend {
       unsigned directions = ready & (kPollRead | kPollWrite);
       if (ready & (kPollError | kPollHangup)) directions = kPollRead | kPollWrite;
       FdWaiters& entry = waiters(fd);
-      entry.armed = 0;  // EPOLLONESHOT: the registration is now disabled
       deliver(fd, directions, ready);
       if (!entry.reader && !entry.writer) continue;
       try {
@@ -120,7 +119,6 @@ class EpollBackend final : public LinuxBackend {
       throw OSError(error, "wait_io: epoll_ctl on fd " + std::to_string(fd));
     }
     entry.registered = true;
-    entry.armed = 1;
   }
 
   std::uint64_t arm(int fd, FdWaiters& entry, unsigned /*events*/) override {
@@ -134,7 +132,6 @@ class EpollBackend final : public LinuxBackend {
     } else if (entry.registered) {
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if fd was closed
       entry.registered = false;
-      entry.armed = 0;
     }
   }
 

@@ -15,7 +15,6 @@ struct FdWaiters {
   TaskRecord* writer = nullptr;
   std::uint64_t reader_token = 0;  // the backend's handle for each pending wait
   std::uint64_t writer_token = 0;
-  unsigned armed = 0;              // epoll: a one-shot registration is pending
   bool registered = false;         // epoll: the descriptor is in the interest list
 };
 
