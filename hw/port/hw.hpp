@@ -35,8 +35,5 @@ struct SleepStats {
 SleepStats sleep_stats();
 void reset_sleep_stats();
 
-/// Low-power mode polls pollable devices at most this often (the seed's 20 ms, chosen there by
-/// measurement on RP2: a longer period gave only marginal savings).
-inline constexpr hal::Micros kLowPowerPollUs = 20'000;
 
 }  // namespace hw

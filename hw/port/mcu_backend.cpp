@@ -39,7 +39,7 @@ class McuBackend final : public asyncio::detail::IoBackend {
 
   void wait(Micros deadline) override {
     if (loop_.power_mode()) {
-      sleep_until(low_power_deadline(deadline));
+      sleep_until(deadline);
     } else {
       spin_until(deadline);
     }
@@ -55,16 +55,6 @@ class McuBackend final : public asyncio::detail::IoBackend {
   Micros timer_resolution() const override { return hal::wake_resolution(); }
 
  private:
-  // The core caps its deadline at Loop::kPollableIntervalUs (1 ms) while pollables wait, and
-  // that is its only sign of them. In low-power mode that cap becomes the seed's 20 ms slice.
-  // A timer due inside the slice is then served up to 19 ms late, within the latency this mode
-  // trades away. (Cleaner: the core applies the 20 ms itself in low-power mode.)
-  Micros low_power_deadline(Micros deadline) const {
-    const Micros pollable_cap = loop_.time() + asyncio::Loop::kPollableIntervalUs;
-    if (deadline == pollable_cap) return loop_.time() + hw::kLowPowerPollUs;
-    return deadline;
-  }
-
   void spin_until(Micros deadline) const {
     while (!wake_requested_.load(std::memory_order_relaxed)) {
       if (deadline >= 0 && hal::now() >= deadline) return;
