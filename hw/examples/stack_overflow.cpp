@@ -2,8 +2,8 @@
 // it, never run on with corrupted memory. The runner expects exactly that message and a
 // failure exit.
 //
-// On the M0+ the core's check at the next switch finds the sentinel below the stack destroyed
-// ("asyncio: stack overflow in task 'hog'"); on the M33 the process-stack limit (PSPLIM)
+// On the M0+ the core's check at the next switch finds the sentinel at the top of the guard
+// destroyed ("asyncio: stack overflow in task 'hog'; give it a larger ..."); on the M33 the process-stack limit (PSPLIM)
 // faults at the first push below the guard ("HardFault ... (stack overflow: PSPLIM) in task
 // 'hog'").
 #include <asyncio/asyncio.hpp>

@@ -1,14 +1,19 @@
-// Task stacks and the context switch: port::allocate_stack, make_fiber, switch_fiber,
-// stack_intact (include/asyncio/detail/port.hpp).
+// Task stacks and the context switch: port::allocate_stack, make_fiber, switch_fiber
+// (include/asyncio/detail/port.hpp).
 //
 // A stack is one heap block:
-//   base                                                              base + size
-//   | guard (kGuardBytes of kGuardWord) | free ... <- grows down -- frames in use |
-// The whole block is painted at allocation, so stack_used() can report the high-water mark, and
-// the guard at the bottom is the overflow sentinel the core checks at every switch away from a
-// task (it then calls port::fatal naming the task). On ARMv8-M (M33) the process-stack limit
-// register PSPLIM additionally faults at the first push below the guard, before anything is
-// corrupted.
+//   base                                                                    base + size
+//   | guard: kGuardWord ... sentinel | free ... <- grows down -- frames in use |
+//                                    ^ limit
+// The whole block is painted at allocation, so stack_used() can report the high-water mark.
+// Overflow checks, at every switch away from a task:
+//  - the core compares the stack pointer with `limit` and the 8-byte sentinel (the top of the
+//    guard, which an overflow reaches first) with kStackSentinel, and names the task;
+//  - switch_fiber spot-checks the rest of the guard, for a large frame that skipped the
+//    sentinel without writing it.
+// On the M0+ these run only at the next switch (rp2040js models no MPU; see hw/README.md). On
+// ARMv8-M (M33) the process-stack limit register PSPLIM also faults at the first push below the
+// limit, before anything is corrupted.
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -42,11 +47,15 @@ using asyncio::detail::Fiber;
 using asyncio::detail::Stack;
 
 constexpr std::uint32_t kPaintWord = 0x5a5a5a5a;  // free stack: see stack_used()
-constexpr std::uint32_t kGuardWord = 0xdeadc0de;  // overflow sentinel
+constexpr std::uint32_t kGuardWord = 0xdeadc0de;  // the guard below the sentinel
 // 256 bytes: an overflow that skips past the guard without touching it goes unseen on the M0+
 // (no stack-limit register), so the guard is as deep as a large frame; 256 is also the smallest
 // ARMv6-M MPU region, should the guard one day be made a no-access region.
 constexpr std::size_t kGuardBytes = 256;
+constexpr std::size_t kSentinelOffset = kGuardBytes - sizeof(asyncio::detail::kStackSentinel);
+// Guard words switch_fiber looks at: one per 64 bytes, so that a frame would have to skip more
+// than 64 guard bytes without writing any of them to go unseen. Four loads per switch.
+constexpr std::size_t kGuardProbeStride = 64 / 4;
 // The AAPCS requires an 8-byte aligned stack at public interfaces.
 constexpr std::size_t kStackAlign = 8;
 
@@ -73,14 +82,23 @@ const void* stack_limit_of(const Fiber*) { return nullptr; }
 // stack block, perhaps the task record. The core's own message would build a std::string on
 // that heap, so the port reports first, without allocating, and stops. The name is printed
 // with a bound, in case the record itself was hit.
-[[noreturn]] void report_overflow() noexcept {
+[[noreturn]] void report_overflow(const Fiber* fiber) noexcept {
   hw::print("FATAL: asyncio: stack overflow in task '");
-  if (g_current && g_current->stack.base) {
-    const char* name = static_cast<asyncio::detail::TaskRecord*>(g_current)->name.c_str();
+  if (fiber && fiber->stack.base) {
+    const char* name = static_cast<const asyncio::detail::TaskRecord*>(fiber)->name.c_str();
     for (int i = 0; i < 32 && name[i] >= ' ' && name[i] <= '~'; ++i) hw::print({name + i, 1});
   }
   hw::print_line("'");
   hal::exit(3);
+}
+
+// The part of the guard below the sentinel, which the core does not look at.
+void check_guard(const Fiber* fiber) noexcept {
+  if (!fiber->stack.base) return;  // the loop's own thread: bounded by the linker script
+  const std::uint32_t* guard = words(fiber->stack);
+  for (std::size_t i = 0; i < kSentinelOffset / 4; i += kGuardProbeStride) {
+    if (guard[i] != kGuardWord) report_overflow(fiber);
+  }
 }
 
 }  // namespace
@@ -89,7 +107,7 @@ namespace hw {
 
 std::size_t stack_used(const asyncio::detail::Stack& stack) {
   if (!stack.base) return 0;
-  const std::uint32_t* word = words(stack) + kGuardBytes / 4;
+  const std::uint32_t* word = words(stack) + kGuardBytes / 4;  // the sentinel is not paint
   const std::uint32_t* end = words(stack) + stack.size / 4;
   while (word < end && *word == kPaintWord) ++word;
   return static_cast<std::size_t>(end - word) * 4;
@@ -114,23 +132,17 @@ Stack allocate_stack(std::size_t size) {
   Stack stack;
   stack.base = base;
   stack.size = size;
-  stack.limit = static_cast<char*>(base) + kGuardBytes;  // the core checks the stack pointer
+  stack.limit = static_cast<char*>(base) + kGuardBytes;
   std::uint32_t* word = words(stack);
-  for (std::size_t i = 0; i < kGuardBytes / 4; ++i) *word++ = kGuardWord;
-  for (std::size_t i = kGuardBytes / 4; i < size / 4; ++i) *word++ = kPaintWord;
+  for (std::size_t i = 0; i < kSentinelOffset / 4; ++i) *word++ = kGuardWord;
+  // 8-aligned: malloc's blocks are, and kSentinelOffset is a multiple of 8.
+  stack.sentinel = reinterpret_cast<std::uint64_t*>(word);
+  *stack.sentinel = asyncio::detail::kStackSentinel;
+  for (std::size_t i = kGuardBytes / 4; i < size / 4; ++i) words(stack)[i] = kPaintWord;
   return stack;
 }
 
 void release_stack(Stack stack) noexcept { std::free(stack.base); }
-
-bool stack_intact(const Stack& stack) noexcept {
-  if (!stack.base) return true;  // the loop's own thread: bounded by the linker script
-  const std::uint32_t* word = words(stack);
-  for (std::size_t i = 0; i < kGuardBytes / 4; ++i) {
-    if (word[i] != kGuardWord) report_overflow();
-  }
-  return true;
-}
 
 void make_fiber(Fiber* fiber) {
   // The frame hw_context_switch pops (context_switch.S): r8 r9 r10 r11 r4 r5 r6 r7 lr.
@@ -146,6 +158,7 @@ void make_fiber(Fiber* fiber) {
 void switch_fiber(Fiber* from, Fiber* to, bool /*from_finished*/) noexcept {
   EhGlobals* globals = __cxa_get_globals();
   const EhGlobals mine = *globals;  // kept on this fiber's own stack while it is suspended
+  check_guard(from);
   g_current = to->stack.base ? to : nullptr;
   set_stack_limit(nullptr);
   hw_context_switch(&from->context, to->context);
