@@ -108,8 +108,19 @@ std::size_t console_read(char* data, std::size_t size) {
   return count;
 }
 
-void gpio_set_output(unsigned) {}  // no LED modelled on this board
+// QEMU's an505 models no GPIO block we use, and its second UART is not looped back: the GPIO
+// and device UART calls are inert here, and uart_open says so.
+void gpio_set_output(unsigned) {}
 void gpio_put(unsigned, bool) {}
+void gpio_set_input(unsigned) {}
+bool gpio_get(unsigned) { return false; }
+void gpio_set_irq(unsigned, Edge, void (*)(unsigned)) {}
+
+bool uart_open(const UartConfig&, void (*)()) { return false; }
+void uart_close() {}
+std::size_t uart_read(std::uint8_t*, std::size_t) { return 0; }
+std::size_t uart_write(const std::uint8_t*, std::size_t) { return 0; }
+bool uart_writable() { return false; }
 
 void set_user_alarm(Micros at, void (*handler)()) {
   const std::uint32_t saved = cortex_m::mask_interrupts();

@@ -12,6 +12,7 @@ inline volatile std::uint32_t& reg(std::uint32_t address) {
 }
 
 constexpr std::uint32_t kNvicIser = 0xe000e100;  // interrupt set-enable
+constexpr std::uint32_t kNvicIcer = 0xe000e180;  // interrupt clear-enable
 constexpr std::uint32_t kNvicIcpr = 0xe000e280;  // interrupt clear-pending
 constexpr std::uint32_t kScbIcsr = 0xe000ed04;   // interrupt control and state
 constexpr std::uint32_t kScbVtor = 0xe000ed08;   // vector table offset
@@ -49,6 +50,11 @@ inline void run_pending_handlers() { asm volatile("cpsie i\n isb\n cpsid i" ::: 
 inline void enable_irq(unsigned irq) {
   reg(kNvicIcpr + 4 * (irq / 32)) = 1u << (irq % 32);
   reg(kNvicIser + 4 * (irq / 32)) = 1u << (irq % 32);
+}
+
+inline void disable_irq(unsigned irq) {
+  reg(kNvicIcer + 4 * (irq / 32)) = 1u << (irq % 32);
+  asm volatile("dsb\n isb" ::: "memory");  // no handler runs for it once this returns
 }
 
 }  // namespace cortex_m

@@ -9,7 +9,7 @@
 //   time      now(), schedule_wake(at), cancel_wake()      a 64-bit µs clock + one alarm
 //   idle      light_sleep()                                  WFI, with the chip's clock gating
 //   console   console_write(), console_read()                UART, non-blocking
-//   devices   gpio_*(), set_user_alarm()                     for the examples and tests
+//   devices   gpio_*(), set_user_alarm(), uart_*()           for drivers, examples and tests
 //   end       exit(code)                                     emulator verdict / park on silicon
 //
 // Threading model: one core, thread mode runs the loop and its tasks (on the process stack),
@@ -70,10 +70,48 @@ bool console_readable();
 void gpio_set_output(unsigned pin);
 void gpio_put(unsigned pin, bool value);
 
+/// Configures `pin` as an input (SIO function, input buffer on, no pull).
+void gpio_set_input(unsigned pin);
+bool gpio_get(unsigned pin);
+
+enum class Edge : unsigned { kFalling = 1, kRising = 2, kBoth = 3 };
+
+/// Calls `handler(pin)` from interrupt context on every `edge` of input `pin` (RP2:
+/// IO_IRQ_BANK0); the edge is acknowledged before the handler runs, so an edge during the
+/// handler calls it again. Any pending edge is discarded when the interrupt is enabled.
+/// nullptr disables it. Light sleep keeps the GPIO block clocked while any pin has a handler,
+/// so an edge wakes the core. Boards without GPIO interrupts (an505) ignore the call.
+void gpio_set_irq(unsigned pin, Edge edge, void (*handler)(unsigned pin));
+
 /// A second hardware alarm, independent of the wake-up alarm: calls `handler` from interrupt
 /// context at `at` (absolute µs). A truly asynchronous source for ThreadSafeFlag tests.
 /// A handler may call set_user_alarm again (periodic sources). nullptr disarms.
 void set_user_alarm(Micros at, void (*handler)());
+
+// ---- Device UART: the one that is not the console -----------------------------------------
+//
+// RP2: UART1 (PL011) on GPIO4 (TX) / GPIO5 (RX), 8N1; the console keeps UART0. hw::Uart
+// (hw/port/uart.hpp) is the asyncio driver on top of these calls.
+
+struct UartConfig {
+  std::uint32_t baud = 115'200;
+  /// Connects TX to RX inside the UART (PL011 LBE), for a self-test without a wire.
+  bool loopback = false;
+};
+
+/// Resets and configures the device UART and enables its receive interrupt. `on_receive` runs in
+/// interrupt context whenever received bytes wait; it must take them all with uart_read() (the
+/// interrupt stays asserted until the receive FIFO is empty). Light sleep keeps the UART
+/// clocked while it is open. Returns false on boards without one (an505).
+bool uart_open(const UartConfig& config, void (*on_receive)());
+/// Disables the device UART and its interrupt.
+void uart_close();
+/// Copies up to `size` received bytes from the receive FIFO; 0 if it is empty. ISR-safe.
+std::size_t uart_read(std::uint8_t* data, std::size_t size);
+/// Queues up to `size` bytes in the transmit FIFO without waiting; returns how many it took.
+std::size_t uart_write(const std::uint8_t* data, std::size_t size);
+/// True if uart_write would take at least one byte.
+bool uart_writable();
 
 // ---- End of a run -------------------------------------------------------------------------
 
