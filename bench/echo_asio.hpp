@@ -1,0 +1,107 @@
+// bench/echo's reference server: Boost.Asio's classic echo server (the shape of Asio's own
+// example async_tcp_echo_server.cpp) on one io_context run by one thread. Each connection
+// loops async_read_some into its buffer, then async_write of what it read; TCP_NODELAY and the
+// buffer size are the same as in the asyncio server it is compared with.
+#pragma once
+
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility> (seen with
+// g++ 12 in C++20 mode): include it first.
+#include <utility>
+// (blank line: keeps clang-format from sorting <utility> below Boost)
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+namespace echo_bench {
+
+/// Bytes a connection reads at most per call, in every server bench/echo compares.
+constexpr std::size_t kEchoBufferSize = 16 * 1024;
+/// Listen backlog of every server: 1,000 connections arrive at once; a backlog below that
+/// drops SYNs, and a dropped SYN costs the client a 1 s retransmission.
+constexpr int kBacklog = 1024;
+
+class AsioEchoServer {
+ public:
+  /// Listens on 127.0.0.1, a free port, and serves on its own thread until destroyed.
+  AsioEchoServer()
+      : context_(1),  // one thread runs it
+        acceptor_(context_) {
+    using boost::asio::ip::tcp;
+    const tcp::endpoint endpoint(boost::asio::ip::address_v4::loopback(), 0);
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(kBacklog);
+    port_ = acceptor_.local_endpoint().port();
+    accept();
+    thread_ = std::thread([this] { context_.run(); });
+  }
+  ~AsioEchoServer() {
+    context_.stop();
+    thread_.join();
+  }
+  AsioEchoServer(const AsioEchoServer&) = delete;
+  AsioEchoServer& operator=(const AsioEchoServer&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  /// Connections accepted and not yet closed.
+  int active_connections() const { return active_.load(); }
+
+ private:
+  class Session : public std::enable_shared_from_this<Session> {
+   public:
+    Session(boost::asio::ip::tcp::socket socket, std::atomic<int>& active)
+        : socket_(std::move(socket)), active_(active) {
+      ++active_;
+    }
+    ~Session() { --active_; }
+    void start() {
+      socket_.set_option(boost::asio::ip::tcp::no_delay(true));
+      read();
+    }
+
+   private:
+    void read() {
+      socket_.async_read_some(boost::asio::buffer(data_),
+                              [self = shared_from_this()](boost::system::error_code error,
+                                                          std::size_t length) {
+                                if (!error) self->write(length);
+                              });
+    }
+    void write(std::size_t length) {
+      boost::asio::async_write(socket_, boost::asio::buffer(data_, length),
+                               [self = shared_from_this()](boost::system::error_code error,
+                                                           std::size_t) {
+                                 if (!error) self->read();
+                               });
+    }
+
+    boost::asio::ip::tcp::socket socket_;
+    std::atomic<int>& active_;
+    std::array<char, kEchoBufferSize> data_;
+  };
+
+  void accept() {
+    acceptor_.async_accept(
+        [this](boost::system::error_code error, boost::asio::ip::tcp::socket socket) {
+          if (error == boost::asio::error::operation_aborted) return;
+          if (!error) std::make_shared<Session>(std::move(socket), active_)->start();
+          accept();
+        });
+  }
+
+  // Before the context: sessions still owned by pending handlers die with the context and
+  // decrement it.
+  std::atomic<int> active_{0};
+  boost::asio::io_context context_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace echo_bench
