@@ -7,6 +7,8 @@
 #include "asyncio/funcs.hpp"
 #include "asyncio/io.hpp"
 #include "asyncio/loop.hpp"
+#include "asyncio/net.hpp"
 #include "asyncio/pollable.hpp"
+#include "asyncio/stream.hpp"
 #include "asyncio/task.hpp"
 #include "asyncio/threadsafe_flag.hpp"

@@ -11,6 +11,7 @@
 
 #include "asyncio/errors.hpp"
 #include "asyncio/io.hpp"
+#include "asyncio/net.hpp"
 #include "asyncio/loop.hpp"
 #include "linux_backend.hpp"
 
@@ -41,6 +42,18 @@ void LinuxBackend::cancel_wait(int fd, unsigned events, TaskRecord* task) {
   slot = nullptr;
   --waiting_;
   disarm(fd, entry, events, events == kPollRead ? entry.reader_token : entry.writer_token);
+}
+
+void LinuxBackend::abort(int fd, int error) {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+  FdWaiters& entry = fds_[static_cast<std::size_t>(fd)];
+  for (const unsigned direction : {kPollRead, kPollWrite}) {
+    TaskRecord* task = direction == kPollRead ? entry.reader : entry.writer;
+    if (!task) continue;
+    cancel_wait(fd, direction, task);
+    task->io_error = error;
+    loop_.wake_io(task, kPollError);
+  }
 }
 
 void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int error) {
@@ -144,6 +157,12 @@ unsigned wait_io(int fd, unsigned events) {
   }
   if (me->io_error) throw OSError(me->io_error, "wait_io: fd " + std::to_string(fd));
   return me->io_events;
+}
+
+void abort_io(int fd, int error) {
+  Loop* loop = Loop::running();
+  if (!loop) return;  // no loop runs on this thread, so no task of it can wait
+  static_cast<detail::LinuxBackend&>(loop->backend()).abort(fd, error);
 }
 
 }  // namespace asyncio

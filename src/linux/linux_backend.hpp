@@ -25,6 +25,8 @@ class LinuxBackend : public IoBackend {
   void start_wait(int fd, unsigned events, TaskRecord* task);
   /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
   void cancel_wait(int fd, unsigned events, TaskRecord* task);
+  /// Ends the waits on `fd` (both directions): their wait_io throws OSError(error).
+  void abort(int fd, int error);
   bool has_waiters() const override { return waiting_ > 0; }
   /// Low power: a clock_nanosleep to an absolute time; neither I/O nor the eventfd ends it.
   void sleep_without_io(Micros deadline) override;

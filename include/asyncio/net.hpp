@@ -1,0 +1,96 @@
+// Streams over file descriptors, TCP connections and servers (Linux port; SPEC S10, S11).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "asyncio/stream.hpp"
+
+namespace asyncio {
+
+/// A socket, pipe, FIFO or terminal as a StreamDevice. The descriptor is made non-blocking.
+/// Sockets are written with MSG_NOSIGNAL; for other descriptors SIGPIPE is ignored process-wide
+/// the first time one is wrapped (as CPython does at start-up), so a closed peer is always
+/// OSError(EPIPE), never a signal.
+class FdDevice final : public StreamDevice {
+ public:
+  /// `own`: close the descriptor on close(). Throws OSError(EBADF) on a bad descriptor.
+  explicit FdDevice(int fd, bool own = true);
+  ~FdDevice() override;
+  FdDevice(const FdDevice&) = delete;
+  FdDevice& operator=(const FdDevice&) = delete;
+
+  std::ptrdiff_t read_some(std::span<std::byte> buf) override;
+  std::ptrdiff_t write_some(std::span<const std::byte> buf) override;
+  void wait(unsigned events) override;
+  void write_eof() override;
+  void close() override;
+
+  /// The descriptor, or -1 once closed.
+  int fd() const noexcept { return fd_; }
+  bool is_socket() const noexcept { return socket_; }
+
+ private:
+  int fd_;
+  bool own_;
+  bool socket_;
+};
+
+/// A Stream over a descriptor (see FdDevice): `open_fd(pipe_fds[0])`.
+Stream open_fd(int fd, bool own = true);
+
+/// Wakes any task waiting on `fd` (wait_io, a Stream's read or drain) with OSError(`error`)
+/// and withdraws its wait; call it before closing a descriptor another task may wait on.
+void abort_io(int fd, int error);
+
+/// Connects to host:port (IPv4 or IPv6; a name is resolved on a helper thread while the loop
+/// runs other tasks) and returns the stream twice, as `reader, writer = await
+/// open_connection(...)`: `auto [reader, writer] = asyncio::open_connection("localhost", 80);`.
+/// Tries each resolved address in turn; raises OSError (ECONNREFUSED, ETIMEDOUT, a resolver
+/// error as OSError(EHOSTUNREACH) with its text…) from the last one.
+std::pair<Stream, Stream> open_connection(const std::string& host, std::uint16_t port);
+
+/// Resolves host:port for a stream socket without blocking the loop; numeric addresses are
+/// parsed in place, names on a helper thread. OSError on failure (text from gai_strerror).
+struct ResolvedAddress {
+  int family;
+  std::vector<std::byte> address;  // a sockaddr_in or sockaddr_in6
+};
+std::vector<ResolvedAddress> resolve(const std::string& host, std::uint16_t port,
+                                     bool passive = false);
+
+/// What start_server() returns: MicroPython's Server.
+class Server {
+ public:
+  Server() = default;
+  /// Stops accepting: the listening sockets close now; connections already accepted go on.
+  void close();
+  /// Returns once the accepting task has ended (after close()).
+  void wait_closed();
+  /// The bound port (useful with port 0).
+  std::uint16_t port() const;
+  /// The listening descriptors (one per address).
+  std::vector<int> fds() const;
+  /// Connections accepted so far.
+  std::uint64_t connections() const;
+
+  struct State;
+
+ private:
+  friend Server start_server(std::function<void(Stream, Stream)>, const std::string&,
+                             std::uint16_t, int);
+  std::shared_ptr<State> state_;
+};
+
+/// Listens on host:port and runs `callback(reader, writer)` in a new task for each connection
+/// (both arguments are the same Stream). host "" listens on every address, IPv6 and IPv4;
+/// port 0 picks a free port (Server::port()). The stream closes when the callback returns and
+/// the last copy of it is gone. An exception from a callback goes to the loop's exception
+/// handler; the server goes on. Address in use and the like raise OSError here.
+Server start_server(std::function<void(Stream reader, Stream writer)> callback,
+                    const std::string& host, std::uint16_t port, int backlog = 128);
+
+}  // namespace asyncio

@@ -1,0 +1,301 @@
+// Stream (SPEC S10): buffered reads and queued writes over any StreamDevice. Portable: the
+// device does the I/O, this file only keeps the buffers and decides when to wait.
+#include "asyncio/stream.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "asyncio/funcs.hpp"
+
+namespace asyncio {
+namespace {
+
+// Bytes asked of the device per read into the input buffer: a page, as CPython's 64 KiB
+// would cost RAM on a microcontroller for no gain on a UART.
+constexpr std::size_t kReadChunk = 4096;
+// CPython's StreamReader limit for readline().
+constexpr std::size_t kDefaultLineLimit = 64 * 1024;
+
+std::span<const std::byte> as_bytes(std::string_view text) {
+  return std::as_bytes(std::span<const char>(text.data(), text.size()));
+}
+
+}  // namespace
+
+IncompleteReadError::IncompleteReadError(std::string partial, std::size_t expected)
+    : std::runtime_error("readexactly: stream ended after " + std::to_string(partial.size()) +
+                         " of " + std::to_string(expected) + " bytes"),
+      partial_(std::move(partial)),
+      expected_(expected) {}
+
+namespace detail {
+
+/// What every handle of one Stream shares. Input is the window [begin, end) of `input`;
+/// output is `queued` from `queued_offset` on, then `borrowed` (a write with copy = false).
+class StreamState {
+ public:
+  explicit StreamState(std::unique_ptr<StreamDevice> device) : device_(std::move(device)) {}
+  ~StreamState() {
+    if (!closed_) device_->close();
+  }
+  StreamState(const StreamState&) = delete;
+  StreamState& operator=(const StreamState&) = delete;
+
+  StreamDevice& device() { return *device_; }
+  bool closed() const { return closed_; }
+  void check_open(const char* operation) const {
+    if (closed_) throw OSError(EBADF, std::string(operation) + ": stream is closed");
+  }
+
+  // ---- input ----
+  std::size_t buffered() const { return end_ - begin_; }
+  const std::byte* buffered_data() const { return input_.data() + begin_; }
+  void consume(std::size_t n) {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  std::string take(std::size_t n) {
+    std::string out(reinterpret_cast<const char*>(buffered_data()), n);
+    consume(n);
+    return out;
+  }
+  /// Reads more from the device into the buffer, waiting if it has nothing: false at the end
+  /// of the stream. Buffered bytes are kept, so a cancelled wait loses nothing.
+  bool fill() {
+    make_room();
+    for (;;) {
+      const std::ptrdiff_t n =
+          device_->read_some(std::span<std::byte>(input_.data() + end_, input_.size() - end_));
+      if (n > 0) {
+        end_ += static_cast<std::size_t>(n);
+        return true;
+      }
+      if (n == 0) return false;
+      wait(POLL_RD, "read");
+    }
+  }
+  /// Reads straight into `buf` (nothing buffered): the count, 0 at the end of the stream.
+  std::size_t read_direct(std::span<std::byte> buf) {
+    for (;;) {
+      const std::ptrdiff_t n = device_->read_some(buf);
+      if (n >= 0) return static_cast<std::size_t>(n);
+      wait(POLL_RD, "read");
+    }
+  }
+
+  // ---- output ----
+  bool output_pending() const { return queued_offset_ < queued_.size() || !borrowed_.empty(); }
+  std::size_t pending_output() const { return queued_.size() - queued_offset_ + borrowed_.size(); }
+  void write(std::span<const std::byte> buf, bool copy) {
+    check_open("write");
+    if (!borrowed_.empty()) {
+      throw RuntimeError(
+          "write: the buffer of an earlier write(..., {.copy = false}) is not drained yet; "
+          "call drain() before writing again");
+    }
+    if (!output_pending()) buf = buf.subspan(write_now(buf));
+    if (buf.empty()) return;
+    if (copy) {
+      queued_.append(reinterpret_cast<const char*>(buf.data()), buf.size());
+    } else {
+      borrowed_ = buf;
+    }
+  }
+  void drain() {
+    check_open("drain");
+    if (!output_pending()) {
+      sleep_ms(0);  // MicroPython's drain() always yields
+      return;
+    }
+    while (queued_offset_ < queued_.size()) {
+      queued_offset_ += write_or_wait(as_bytes(queued_).subspan(queued_offset_));
+    }
+    queued_.clear();  // keeps its capacity: steady-state writes allocate nothing
+    queued_offset_ = 0;
+    while (!borrowed_.empty()) borrowed_ = borrowed_.subspan(write_or_wait(borrowed_));
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    queued_.clear();
+    queued_offset_ = 0;
+    borrowed_ = {};
+    begin_ = end_ = 0;
+    device_->close();
+  }
+
+  std::size_t limit = kDefaultLineLimit;
+
+ private:
+  /// Writes what the device takes now without waiting; returns the count.
+  std::size_t write_now(std::span<const std::byte> buf) {
+    std::size_t done = 0;
+    while (done < buf.size()) {
+      const std::ptrdiff_t n = device_->write_some(buf.subspan(done));
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    return done;
+  }
+  std::size_t write_or_wait(std::span<const std::byte> buf) {
+    for (;;) {
+      const std::ptrdiff_t n = device_->write_some(buf);
+      if (n > 0) return static_cast<std::size_t>(n);
+      wait(POLL_WR, "drain");
+    }
+  }
+  /// The device's wait, with a clear error when close() ended it.
+  void wait(unsigned events, const char* operation) {
+    try {
+      device_->wait(events);
+    } catch (const OSError&) {
+      if (closed_) throw OSError(EBADF, std::string(operation) + ": stream closed while waiting");
+      throw;
+    }
+    check_open(operation);
+  }
+  /// Space after `end_`: moves the window to the front, or grows the buffer when it is full.
+  void make_room() {
+    if (end_ < input_.size()) return;
+    if (begin_ > 0) {
+      std::memmove(input_.data(), input_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    } else {
+      input_.resize(std::max(kReadChunk, input_.size() * 2));
+    }
+  }
+
+  std::unique_ptr<StreamDevice> device_;
+  bool closed_ = false;
+  std::vector<std::byte> input_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  std::string queued_;
+  std::size_t queued_offset_ = 0;
+  std::span<const std::byte> borrowed_;
+};
+
+}  // namespace detail
+
+Stream::Stream(std::unique_ptr<StreamDevice> device) {
+  if (!device) throw ValueError("Stream: null device");
+  state_ = std::make_shared<detail::StreamState>(std::move(device));
+}
+
+detail::StreamState& Stream::state() const {
+  if (!state_) throw RuntimeError("Stream: this stream has no device (default-constructed)");
+  return *state_;
+}
+
+// Every call that may suspend holds its own reference to the state, so that another task
+// dropping the last other handle meanwhile cannot free it under the waiting task.
+
+std::string Stream::read(std::ptrdiff_t n) {
+  const auto keep = state_;
+  detail::StreamState& s = state();
+  s.check_open("read");
+  if (n == 0) return {};
+  if (n < 0) {
+    while (s.fill()) {
+    }
+    return s.take(s.buffered());
+  }
+  const auto wanted = static_cast<std::size_t>(n);
+  if (s.buffered() > 0) return s.take(std::min(wanted, s.buffered()));
+  std::string out(wanted, '\0');
+  out.resize(s.read_direct(std::as_writable_bytes(std::span<char>(out.data(), out.size()))));
+  return out;
+}
+
+std::size_t Stream::readinto(std::span<std::byte> buf) {
+  const auto keep = state_;
+  detail::StreamState& s = state();
+  s.check_open("readinto");
+  if (buf.empty()) return 0;
+  if (s.buffered() == 0) return s.read_direct(buf);
+  const std::size_t n = std::min(buf.size(), s.buffered());
+  std::memcpy(buf.data(), s.buffered_data(), n);
+  s.consume(n);
+  return n;
+}
+
+std::size_t Stream::readinto(std::span<char> buf) { return readinto(std::as_writable_bytes(buf)); }
+
+std::string Stream::readexactly(std::size_t n) {
+  const auto keep = state_;
+  detail::StreamState& s = state();
+  s.check_open("readexactly");
+  while (s.buffered() < n) {
+    if (!s.fill()) {
+      const std::size_t got = s.buffered();
+      throw IncompleteReadError(s.take(got), n);
+    }
+  }
+  return s.take(n);
+}
+
+std::string Stream::readline() {
+  const auto keep = state_;
+  detail::StreamState& s = state();
+  s.check_open("readline");
+  std::size_t scanned = 0;  // bytes of the window already searched for "\n"
+  for (;;) {
+    const auto* data = reinterpret_cast<const char*>(s.buffered_data());
+    const void* newline = std::memchr(data + scanned, '\n', s.buffered() - scanned);
+    if (newline) {
+      const auto length = static_cast<std::size_t>(static_cast<const char*>(newline) - data) + 1;
+      if (length > s.limit) break;
+      return s.take(length);
+    }
+    scanned = s.buffered();
+    if (scanned >= s.limit) break;
+    if (!s.fill()) return s.take(s.buffered());
+  }
+  throw ValueError("readline: line longer than the stream's limit of " + std::to_string(s.limit) +
+                   " bytes (the data stays in the stream; read() it or raise set_limit())");
+}
+
+void Stream::write(std::string_view buf, WriteOptions options) { write(as_bytes(buf), options); }
+
+void Stream::write(std::span<const std::byte> buf, WriteOptions options) {
+  state().write(buf, options.copy);
+}
+
+void Stream::drain() {
+  const auto keep = state_;
+  state().drain();
+}
+
+std::size_t Stream::pending_output() const { return state().pending_output(); }
+
+void Stream::write_eof() {
+  const auto keep = state_;
+  detail::StreamState& s = state();
+  s.drain();
+  s.device().write_eof();
+}
+
+void Stream::close() { state().close(); }
+
+void Stream::wait_closed() {
+  const auto keep = state_;
+  state();
+  sleep_ms(0);
+}
+
+bool Stream::is_closed() const { return state().closed(); }
+
+std::size_t Stream::limit() const { return state().limit; }
+
+void Stream::set_limit(std::size_t bytes) {
+  if (bytes == 0) throw ValueError("Stream::set_limit: the limit must be at least 1 byte");
+  state().limit = bytes;
+}
+
+StreamDevice& Stream::device() const { return state().device(); }
+
+}  // namespace asyncio

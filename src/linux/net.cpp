@@ -1,0 +1,361 @@
+// TCP for streams: name resolution off the loop, open_connection(), start_server() (Linux).
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "asyncio/detail/port.hpp"
+#include "asyncio/funcs.hpp"
+#include "asyncio/io.hpp"
+#include "asyncio/net.hpp"
+#include "asyncio/task.hpp"
+
+namespace asyncio {
+
+namespace detail {
+std::atomic<int> resolver_test_delay_ms{0};
+}
+
+namespace {
+
+/// Closes a descriptor unless released: every early exit (an error, a cancellation) of the
+/// code below leaves no descriptor behind.
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+std::string endpoint(const std::string& host, std::uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
+ResolvedAddress to_address(const sockaddr* address, socklen_t length) {
+  ResolvedAddress out{address->sa_family, {}};
+  const auto* bytes = reinterpret_cast<const std::byte*>(address);
+  out.address.assign(bytes, bytes + length);
+  return out;
+}
+
+/// A numeric IPv4/IPv6 address needs no resolver: parsed in place, on the loop.
+bool parse_numeric(const std::string& host, std::uint16_t port, std::vector<ResolvedAddress>& out) {
+  sockaddr_in v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(port);
+    out.push_back(to_address(reinterpret_cast<sockaddr*>(&v4), sizeof v4));
+    return true;
+  }
+  sockaddr_in6 v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(port);
+    out.push_back(to_address(reinterpret_cast<sockaddr*>(&v6), sizeof v6));
+    return true;
+  }
+  return false;
+}
+
+/// One getaddrinfo() on a helper thread. The thread and the waiting task share this by
+/// reference count, so a task cancelled mid-lookup simply leaves: the thread finishes alone
+/// and the last owner closes the eventfd.
+struct Lookup {
+  std::string host;
+  std::uint16_t port = 0;
+  bool passive = false;
+  int done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  std::atomic<bool> done{false};
+  int gai_error = 0;
+  int system_error = 0;
+  std::vector<ResolvedAddress> addresses;
+
+  ~Lookup() {
+    if (done_fd >= 0) ::close(done_fd);
+  }
+  void run() {
+    if (const int delay = detail::resolver_test_delay_ms.load(); delay > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG | (passive ? AI_PASSIVE : 0);
+    addrinfo* list = nullptr;
+    const std::string service = std::to_string(port);
+    gai_error = getaddrinfo(host.c_str(), service.c_str(), &hints, &list);
+    system_error = gai_error == EAI_SYSTEM ? errno : 0;
+    for (addrinfo* item = list; item; item = item->ai_next) {
+      addresses.push_back(to_address(item->ai_addr, item->ai_addrlen));
+    }
+    if (list) freeaddrinfo(list);
+    done.store(true, std::memory_order_release);
+    const std::uint64_t one = 1;
+    ssize_t ignored = ::write(done_fd, &one, sizeof one);
+    (void)ignored;
+  }
+};
+
+OSError resolve_error(const Lookup& lookup) {
+  const std::string what = "resolve " + endpoint(lookup.host, lookup.port) + ": ";
+  if (lookup.gai_error == EAI_SYSTEM) return OSError(lookup.system_error, what + "getaddrinfo");
+  // errno values a caller can test: the name does not exist, try later, or anything else.
+  const int error = lookup.gai_error == EAI_NONAME || lookup.gai_error == EAI_NODATA ? ENOENT
+                    : lookup.gai_error == EAI_AGAIN                                    ? EAGAIN
+                                                                                       : EINVAL;
+  return OSError(error, what + gai_strerror(lookup.gai_error));
+}
+
+void set_option(int fd, int level, int name, int value) {
+  setsockopt(fd, level, name, &value, sizeof value);  // best effort: tuning, not correctness
+}
+
+std::uint16_t bound_port(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+  return ntohs(address.ss_family == AF_INET6
+                   ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
+                   : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+}
+
+void set_port(ResolvedAddress& address, std::uint16_t port) {
+  auto* base = reinterpret_cast<sockaddr*>(address.address.data());
+  if (base->sa_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(base)->sin6_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in*>(base)->sin_port = htons(port);
+  }
+}
+
+/// Connects one socket; returns its descriptor or the errno of the failure.
+int connect_one(const ResolvedAddress& address, int& error) {
+  FdGuard fd(socket(address.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) {
+    error = errno;
+    return -1;
+  }
+  // Small request/response exchanges are what asyncio streams carry: no Nagle delay (CPython
+  // asyncio sets TCP_NODELAY too).
+  set_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, 1);
+  const auto* target = reinterpret_cast<const sockaddr*>(address.address.data());
+  if (connect(fd.get(), target, static_cast<socklen_t>(address.address.size())) != 0) {
+    if (errno != EINPROGRESS) {
+      error = errno;
+      return -1;
+    }
+    wait_io(fd.get(), POLL_WR);
+    socklen_t length = sizeof error;
+    if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+    if (error != 0) return -1;
+  }
+  error = 0;
+  return fd.release();
+}
+
+/// A listening socket bound to `address`, or -1 with `error` set.
+int listen_one(const ResolvedAddress& address, bool dual_stack, int backlog, int& error) {
+  FdGuard fd(socket(address.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) {
+    error = errno;
+    return -1;
+  }
+  set_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+  if (address.family == AF_INET6) set_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? 0 : 1);
+  const auto* local = reinterpret_cast<const sockaddr*>(address.address.data());
+  if (bind(fd.get(), local, static_cast<socklen_t>(address.address.size())) != 0 ||
+      listen(fd.get(), backlog) != 0) {
+    error = errno;
+    return -1;
+  }
+  return fd.release();
+}
+
+}  // namespace
+
+std::vector<ResolvedAddress> resolve(const std::string& host, std::uint16_t port, bool passive) {
+  std::vector<ResolvedAddress> out;
+  if (parse_numeric(host, port, out)) return out;
+  auto lookup = std::make_shared<Lookup>();
+  if (lookup->done_fd < 0) throw OSError(errno, "resolve: eventfd");
+  lookup->host = host;
+  lookup->port = port;
+  lookup->passive = passive;
+  std::thread([lookup] { lookup->run(); }).detach();
+  while (!lookup->done.load(std::memory_order_acquire)) wait_io(lookup->done_fd, POLL_RD);
+  if (lookup->gai_error != 0) throw resolve_error(*lookup);
+  if (lookup->addresses.empty()) {
+    throw OSError(ENOENT, "resolve " + endpoint(host, port) + ": no stream address");
+  }
+  return std::move(lookup->addresses);
+}
+
+std::pair<Stream, Stream> open_connection(const std::string& host, std::uint16_t port) {
+  if (host.empty()) throw ValueError("open_connection: empty host");
+  int error = 0;
+  for (const ResolvedAddress& address : resolve(host, port)) {
+    const int fd = connect_one(address, error);
+    if (fd >= 0) {
+      Stream stream = open_fd(fd);
+      return {stream, stream};
+    }
+  }
+  throw OSError(error, "open_connection " + endpoint(host, port));
+}
+
+// ---- servers ----
+
+struct Server::State {
+  std::function<void(Stream, Stream)> callback;
+  std::vector<int> fds;
+  std::vector<Task<void>> acceptors;
+  std::uint16_t port = 0;
+  std::uint64_t connections = 0;
+  bool closed = false;
+
+  // A Server dropped without close() stops serving: the acceptors capture this state by
+  // pointer, so they must end with it.
+  ~State() {
+    for (auto& task : acceptors) task.cancel();
+    close_sockets();
+  }
+  void close_sockets() {
+    for (int& fd : fds) {
+      if (fd < 0) continue;
+      abort_io(fd, ECANCELED);
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  /// Each connection runs the callback in its own task, on a Stream that owns the socket.
+  void serve(int connection) {
+    FdGuard fd(connection);
+    set_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, 1);
+    ++connections;
+    try {
+      create_task(TaskOptions{"connection-" + std::to_string(connections), 0},
+                  [callback = callback, fd = fd.get()] {
+                    Stream stream = open_fd(fd);
+                    callback(stream, stream);
+                  });
+      fd.release();
+    } catch (const std::exception& error) {
+      // No task for this connection (out of memory or stacks): drop it, keep serving.
+      detail::port::log_error(("start_server: connection dropped: " + std::string(error.what())).c_str());
+    }
+  }
+  void accept_loop(int listener) {
+    for (;;) {
+      const int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        serve(fd);
+        continue;
+      }
+      switch (errno) {
+        case EAGAIN:
+          wait_io(listener, POLL_RD);
+          break;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+          break;  // that connection is gone; the next one may be fine
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          // Out of descriptors or memory: refusing to stop the server, wait for some to free.
+          detail::port::log_error("start_server: accept failed (out of descriptors or memory); "
+                                  "retrying in 100 ms");
+          sleep_ms(100);
+          break;
+        default:
+          if (closed) return;
+          throw OSError(errno, "start_server: accept on fd " + std::to_string(listener));
+      }
+    }
+  }
+};
+
+void Server::close() {
+  if (!state_ || state_->closed) return;
+  state_->closed = true;
+  for (auto& task : state_->acceptors) task.cancel();
+  state_->close_sockets();
+}
+
+void Server::wait_closed() {
+  if (!state_) return;
+  const auto keep = state_;
+  for (auto& task : keep->acceptors) {
+    try {
+      await(task);
+    } catch (const CancelledError&) {
+      // The acceptor ended by Server::close(); only the caller's own cancellation propagates.
+      if (!task.cancelled()) throw;
+    }
+  }
+}
+
+std::uint16_t Server::port() const { return state_ ? state_->port : 0; }
+
+std::vector<int> Server::fds() const { return state_ ? state_->fds : std::vector<int>{}; }
+
+std::uint64_t Server::connections() const { return state_ ? state_->connections : 0; }
+
+Server start_server(std::function<void(Stream reader, Stream writer)> callback,
+                    const std::string& host, std::uint16_t port, int backlog) {
+  if (!callback) throw ValueError("start_server: empty callback");
+  if (backlog < 0) throw ValueError("start_server: negative backlog");
+  auto state = std::make_shared<Server::State>();
+  state->callback = std::move(callback);
+  std::vector<ResolvedAddress> addresses;
+  const bool any = host.empty();
+  // "" listens on everything: one dual-stack IPv6 socket, or IPv4 where IPv6 is missing.
+  if (any) {
+    parse_numeric("::", port, addresses);
+    parse_numeric("0.0.0.0", port, addresses);
+  } else {
+    addresses = resolve(host, port, true);
+  }
+  int error = 0;
+  for (ResolvedAddress& address : addresses) {
+    if (state->port != 0) set_port(address, state->port);  // port 0: every socket on one port
+    const int fd = listen_one(address, any, backlog, error);
+    if (fd < 0) {
+      if (error == EAFNOSUPPORT || error == EADDRNOTAVAIL) continue;  // no such stack here
+      throw OSError(error, "start_server " + endpoint(host, port));
+    }
+    state->fds.push_back(fd);
+    state->port = bound_port(fd);
+    if (any) break;  // the dual-stack socket serves IPv4 as well
+  }
+  if (state->fds.empty()) throw OSError(error, "start_server " + endpoint(host, port));
+  for (const int fd : state->fds) {
+    state->acceptors.push_back(
+        create_task(TaskOptions{"server-" + std::to_string(state->port), 0},
+                    [raw = state.get(), fd] { raw->accept_loop(fd); }));
+  }
+  Server server;
+  server.state_ = std::move(state);
+  return server;
+}
+
+}  // namespace asyncio

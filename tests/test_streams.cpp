@@ -1,0 +1,405 @@
+// Stream semantics (SPEC S10): partial reads, readline across chunk boundaries, readexactly at
+// end of stream, large writes needing several drains, write(buf, {.copy = false}), and
+// cancellation of a task blocked in read or drain with no data lost — over pipes, socket
+// pairs and a pollable device.
+#include <sys/socket.h>
+
+#include <deque>
+#include <numeric>
+#include <thread>
+
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A pollable device fed by the test in chunks: what a UART driver looks like to a Stream.
+class ChunkDevice final : public asyncio::PollableDevice {
+ public:
+  std::deque<std::string> chunks;  // each read_some returns at most one chunk
+  bool ended = false;              // after the chunks, the stream ends
+  std::string written;
+  std::size_t write_limit = 1 << 20;  // bytes accepted per write_some
+
+  unsigned poll(unsigned events) override {
+    unsigned ready = 0;
+    if ((events & asyncio::POLL_RD) && (!chunks.empty() || ended)) ready |= asyncio::POLL_RD;
+    if ((events & asyncio::POLL_WR) && write_limit > 0) ready |= asyncio::POLL_WR;
+    return ready;
+  }
+  std::ptrdiff_t read_some(std::span<std::byte> buf) override {
+    if (chunks.empty()) return ended ? 0 : kWouldBlock;
+    std::string& front = chunks.front();
+    const std::size_t n = std::min(buf.size(), front.size());
+    std::memcpy(buf.data(), front.data(), n);
+    front.erase(0, n);
+    if (front.empty()) chunks.pop_front();
+    return static_cast<std::ptrdiff_t>(n);
+  }
+  std::ptrdiff_t write_some(std::span<const std::byte> buf) override {
+    if (write_limit == 0) return kWouldBlock;
+    const std::size_t n = std::min(buf.size(), write_limit);
+    written.append(reinterpret_cast<const char*>(buf.data()), n);
+    return static_cast<std::ptrdiff_t>(n);
+  }
+};
+
+/// A Stream over a ChunkDevice, keeping a pointer to the device for the test to feed.
+struct DeviceStream {
+  ChunkDevice* device;
+  asyncio::Stream stream;
+};
+DeviceStream device_stream() {
+  auto owned = std::make_unique<ChunkDevice>();
+  ChunkDevice* device = owned.get();
+  return {device, asyncio::Stream(std::move(owned))};
+}
+
+std::string pattern(std::size_t size, unsigned seed) {
+  std::string text(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) text[i] = static_cast<char>((i * 131 + seed) & 0xff);
+  return text;
+}
+
+/// Both ends of a connected stream socket pair as Streams.
+std::pair<asyncio::Stream, asyncio::Stream> socket_streams() {
+  int fds[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  return {asyncio::open_fd(fds[0]), asyncio::open_fd(fds[1])};
+}
+
+std::pair<asyncio::Stream, asyncio::Stream> pipe_streams() {
+  int fds[2];
+  REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
+  return {asyncio::open_fd(fds[0]), asyncio::open_fd(fds[1])};
+}
+
+}  // namespace
+
+TEST_CASE("read(n) returns what is available, at most n, and '' at end of stream") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->chunks = {"abc", "defgh"};
+  device->ended = true;
+  asyncio::run([&, &stream = stream] {
+    CHECK(stream.read(2) == "ab");
+    CHECK(stream.read(10) == "c");  // the rest of the buffered chunk, no wait for more
+    CHECK(stream.read(10) == "defgh");
+    CHECK(stream.read(10) == "");
+    CHECK(stream.read(10) == "");
+  });
+}
+
+TEST_CASE("read() with no argument reads to the end of the stream") {
+  test::fresh_loop();
+  auto [reader, writer] = pipe_streams();
+  const std::string data = pattern(200'000, 7);
+  std::string got;
+  asyncio::run([&, &reader = reader, &writer = writer] {
+    auto producer = asyncio::create_task([&] {
+      writer.write(data);
+      writer.drain();
+      writer.close();
+    });
+    got = reader.read();
+    asyncio::await(producer);
+  });
+  CHECK(got.size() == data.size());
+  CHECK(got == data);
+}
+
+TEST_CASE("a read suspends until data arrives and lets other tasks run meanwhile") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  test::Log log;
+  asyncio::run([&, &a = a, &b = b] {
+    auto reader = asyncio::create_task([&] {
+      log.push_back("reading");
+      log.push_back("got " + a.read(100));
+    });
+    asyncio::sleep_ms(0);
+    log.push_back("other task");
+    asyncio::sleep_ms(10);
+    b.write("ping");
+    b.drain();
+    asyncio::await(reader);
+  });
+  CHECK(log == test::Log{"reading", "other task", "got ping"});
+}
+
+TEST_CASE("readinto fills the caller's buffer from the stream's buffer first") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->chunks = {"line one\nrest", "more"};
+  asyncio::run([&, &stream = stream] {
+    CHECK(stream.readline() == "line one\n");
+    char buffer[16];
+    const std::size_t n = stream.readinto(std::span<char>(buffer));
+    CHECK(std::string(buffer, n) == "rest");
+    CHECK(std::string(buffer, stream.readinto(std::span<char>(buffer))) == "more");
+    CHECK(stream.readinto(std::span<char>(buffer, 0)) == 0);
+  });
+}
+
+TEST_CASE("readline joins chunks and splits several lines in one chunk") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->chunks = {"He", "llo ", "uart\nsec", "ond\nthird\n", "no newline"};
+  device->ended = true;
+  asyncio::run([&, &stream = stream] {
+    CHECK(stream.readline() == "Hello uart\n");
+    CHECK(stream.readline() == "second\n");
+    CHECK(stream.readline() == "third\n");
+    CHECK(stream.readline() == "no newline");
+    CHECK(stream.readline() == "");
+  });
+}
+
+TEST_CASE("readline across many small chunks over a pipe, fed from another task") {
+  test::fresh_loop();
+  auto [reader, writer] = pipe_streams();
+  std::vector<std::string> lines;
+  asyncio::run([&, &reader = reader, &writer = writer] {
+    auto producer = asyncio::create_task([&] {
+      const std::string text = "alpha\nbeta\n" + std::string(10'000, 'g') + "\nend";
+      for (std::size_t i = 0; i < text.size(); i += 7) {
+        writer.write(std::string_view(text).substr(i, 7));
+        writer.drain();
+        if (i % 700 == 0) asyncio::sleep_ms(1);
+      }
+      writer.close();
+    });
+    for (std::string line = reader.readline(); !line.empty(); line = reader.readline()) {
+      lines.push_back(line);
+    }
+    asyncio::await(producer);
+  });
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == "alpha\n");
+  CHECK(lines[1] == "beta\n");
+  CHECK(lines[2] == std::string(10'000, 'g') + "\n");
+  CHECK(lines[3] == "end");
+}
+
+TEST_CASE("a line longer than the limit raises ValueError and leaves the data readable") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->chunks = {std::string(100, 'x') + "\nshort\n"};
+  asyncio::run([&, &stream = stream] {
+    stream.set_limit(50);
+    CHECK_THROWS_AS(stream.readline(), asyncio::ValueError);
+    CHECK(stream.read(100) == std::string(100, 'x'));
+    CHECK(stream.readline() == "\n");
+    CHECK(stream.readline() == "short\n");
+    CHECK_THROWS_AS(stream.set_limit(0), asyncio::ValueError);
+  });
+}
+
+TEST_CASE("readexactly waits for all n bytes; at an early end it raises with the partial data") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->chunks = {"12", "345", "6789"};
+  device->ended = true;
+  asyncio::run([&, &stream = stream] {
+    CHECK(stream.readexactly(4) == "1234");
+    CHECK(stream.readexactly(0) == "");
+    try {
+      stream.readexactly(10);
+      FAIL("readexactly returned at end of stream");
+    } catch (const asyncio::IncompleteReadError& error) {
+      CHECK(error.partial() == "56789");
+      CHECK(error.expected() == 10);
+    }
+    CHECK(stream.read(1) == "");
+  });
+}
+
+TEST_CASE("a large write is drained in several steps and arrives whole and in order") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  const std::string data = pattern(8 << 20, 3);  // far beyond the socket buffers
+  std::string got;
+  asyncio::run([&, &a = a, &b = b] {
+    auto consumer = asyncio::create_task([&] { got = b.readexactly(data.size()); });
+    a.write(data);
+    CHECK(a.pending_output() > 0);  // the kernel took only part of it
+    a.drain();
+    CHECK(a.pending_output() == 0);
+    asyncio::await(consumer);
+  });
+  CHECK(got == data);
+}
+
+TEST_CASE("write(buf, {.copy = false}) sends the caller's buffer without copying it") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->write_limit = 0;  // nothing is written until the test allows it
+  std::string message = "borrowed bytes";
+  asyncio::run([&, &device = device, &stream = stream] {
+    stream.write(message, {.copy = false});
+    CHECK(stream.pending_output() == message.size());
+    // Not copied: what drain() sends is the buffer as it is then.
+    message[0] = 'B';
+    device->write_limit = 4;
+    stream.drain();
+    CHECK(device->written == "Borrowed bytes");
+  });
+}
+
+TEST_CASE("a second write before drain() of a copy=false buffer raises and loses nothing") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->write_limit = 0;
+  const std::string first = "first ";
+  asyncio::run([&, &device = device, &stream = stream] {
+    stream.write("copied ");
+    stream.write(first, {.copy = false});
+    CHECK_THROWS_AS(stream.write("second"), asyncio::RuntimeError);
+    CHECK_THROWS_AS(stream.write("second", {.copy = false}), asyncio::RuntimeError);
+    device->write_limit = 3;
+    stream.drain();
+    stream.write("second", {.copy = false});
+    stream.drain();
+    CHECK(device->written == "copied first second");
+  });
+}
+
+TEST_CASE("drain() with nothing queued still yields to other tasks") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  test::Log log;
+  asyncio::run([&, &stream = stream] {
+    auto other = asyncio::create_task([&] { log.push_back("other"); });
+    stream.drain();
+    log.push_back("drained");
+    asyncio::await(other);
+  });
+  CHECK(log == test::Log{"other", "drained"});
+}
+
+TEST_CASE("a task cancelled in readline loses no data: the next reader gets the whole line") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  std::string line;
+  asyncio::run([&, &a = a, &b = b] {
+    auto blocked = asyncio::create_task([&] { return b.readline(); });
+    a.write("half a ");
+    a.drain();
+    asyncio::sleep_ms(5);  // the reader has buffered "half a " and waits for the rest
+    blocked.cancel();
+    CHECK_THROWS_AS(asyncio::await(blocked), asyncio::CancelledError);
+    a.write("line\n");
+    a.drain();
+    line = b.readline();
+  });
+  CHECK(line == "half a line\n");
+}
+
+TEST_CASE("a task cancelled in readexactly leaves the bytes for the next reader") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  std::string got;
+  asyncio::run([&, &a = a, &b = b] {
+    auto blocked = asyncio::create_task([&] { return b.readexactly(6); });
+    a.write("abc");
+    a.drain();
+    asyncio::sleep_ms(5);
+    blocked.cancel();
+    CHECK_THROWS_AS(asyncio::await(blocked), asyncio::CancelledError);
+    a.write("def");
+    a.drain();
+    got = b.readexactly(6);
+  });
+  CHECK(got == "abcdef");
+}
+
+TEST_CASE("a task cancelled in drain loses nothing: a later drain finishes the output in order") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  const std::string data = pattern(4 << 20, 11);
+  std::string got;
+  asyncio::run([&, &a = a, &b = b] {
+    a.write(data);
+    auto drainer = asyncio::create_task([&] { a.drain(); });
+    asyncio::sleep_ms(5);  // nobody reads: the drain is blocked on a full socket
+    drainer.cancel();
+    CHECK_THROWS_AS(asyncio::await(drainer), asyncio::CancelledError);
+    CHECK(a.pending_output() > 0);
+    a.write("tail");
+    auto consumer = asyncio::create_task([&] { got = b.readexactly(data.size() + 4); });
+    a.drain();
+    asyncio::await(consumer);
+  });
+  CHECK(got == data + "tail");
+}
+
+TEST_CASE("closing a stream wakes a task blocked reading it with OSError(EBADF)") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  int error = 0;
+  asyncio::run([&, &b = b] {
+    auto reader = asyncio::create_task([&] {
+      try {
+        b.read(10);
+      } catch (const asyncio::OSError& e) {
+        error = e.error();
+      }
+    });
+    asyncio::sleep_ms(5);
+    b.close();
+    asyncio::await(reader);
+    CHECK(b.is_closed());
+    CHECK_THROWS_AS(b.read(1), asyncio::OSError);
+    CHECK_THROWS_AS(b.write("x"), asyncio::OSError);
+    b.close();  // twice is fine
+    b.wait_closed();
+  });
+  CHECK(error == EBADF);
+}
+
+TEST_CASE("end of stream from a closed peer, and write_eof half-closes a socket") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  std::string reply;
+  asyncio::run([&, &a = a, &b = b] {
+    auto server = asyncio::create_task([&] {
+      const std::string request = b.read();  // to the end: needs the client's write_eof
+      b.write("got " + std::to_string(request.size()));
+      b.drain();
+      b.close();
+    });
+    a.write("twelve bytes");
+    a.write_eof();
+    reply = a.read();
+    asyncio::await(server);
+  });
+  CHECK(reply == "got 12");
+}
+
+TEST_CASE("write_eof on a pipe raises RuntimeError; a default-constructed Stream raises too") {
+  test::fresh_loop();
+  auto [reader, writer] = pipe_streams();
+  asyncio::run([&, &writer = writer] {
+    CHECK_THROWS_AS(writer.write_eof(), asyncio::RuntimeError);
+    asyncio::Stream empty;
+    CHECK_FALSE(empty);
+    CHECK_THROWS_AS(empty.read(1), asyncio::RuntimeError);
+  });
+  CHECK_THROWS_AS(asyncio::Stream(nullptr), asyncio::ValueError);
+}
+
+TEST_CASE("copies of a Stream share one device and its buffers") {
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->chunks = {"one\ntwo\n"};
+  asyncio::run([&, &stream = stream] {
+    asyncio::StreamReader reader = stream;
+    asyncio::StreamWriter writer = stream;
+    CHECK(reader.readline() == "one\n");
+    CHECK(stream.readline() == "two\n");
+    writer.write("out");
+    writer.drain();
+  });
+  CHECK(device->written == "out");
+}
