@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "console.hpp"
 #include "hal.hpp"
 
 extern "C" {
@@ -33,6 +34,22 @@ int _write(int fd, const char* data, int size) {
   }
   hal::console_write(data, static_cast<std::size_t>(size));
   return size;
+}
+
+// A failed assert() (the core keeps them in debug builds). newlib's own version formats the
+// message with fiprintf, which links the whole printf family: about 3 KiB of flash.
+[[noreturn]] void __assert_func(const char* file, int line, const char* function,
+                                const char* expression) {
+  hw::print("FATAL: assertion failed: ");
+  hw::print(expression);
+  hw::print(" in ");
+  hw::print(function ? function : "?");
+  hw::print(" at ");
+  hw::print(file);
+  hw::print(":");
+  hw::print_int(line);
+  hw::print_line("");
+  hal::exit(3);
 }
 
 // exit(), abort() and std::terminate() end up here.

@@ -19,14 +19,14 @@ using rp2::u32;
 
 // ---- PL011 ----
 constexpr u32 kUartDr = 0x00, kUartFr = 0x18, kUartIbrd = 0x24, kUartFbrd = 0x28,
-              kUartLcrH = 0x2c, kUartCr = 0x30, kUartIfls = 0x34, kUartImsc = 0x38;
+              kUartLcrH = 0x2c, kUartCr = 0x30, kUartImsc = 0x38;
 constexpr u32 kUartFrBusy = 1u << 3, kUartFrRxEmpty = 1u << 4, kUartFrTxFull = 1u << 5;
 constexpr u32 kUartCrEnable = 1u << 0, kUartCrLoopback = 1u << 7, kUartCrTx = 1u << 8,
               kUartCrRx = 1u << 9;
 constexpr u32 kUartLcrH8BitsFifo = (3u << 5) | (1u << 4);  // WLEN 8, FEN
-// Receive interrupt at 1/8 full (4 bytes) and the receive timeout (a quiet line for 32 bit
-// times with bytes waiting), so a short line does not sit in the FIFO.
-constexpr u32 kUartIflsRxEighth = 0;
+// Receive interrupt at the reset FIFO level (half full: 16 bytes, leaving 1.4 ms at 115200
+// baud to drain it) and on the receive timeout (a quiet line for 32 bit times with bytes
+// waiting), so a short line does not sit in the FIFO.
 constexpr u32 kUartImscRx = 1u << 4, kUartImscRxTimeout = 1u << 6;
 
 constexpr u32 kFuncselUart = 2, kFuncselSio = 5;
@@ -137,6 +137,13 @@ void console_flush() {
 bool device_uart_active() { return device_uart_open; }
 bool gpio_irq_active() { return gpio_irq_count != 0; }
 
+void (*volatile device_uart_irq)() = nullptr;
+void (*volatile io_bank0_irq)() = nullptr;
+
+}  // namespace rp2
+
+namespace {
+
 void on_device_uart_irq() {
   if (auto handler = device_uart_handler) {
     handler();
@@ -158,7 +165,7 @@ void on_io_bank0_irq() {
   }
 }
 
-}  // namespace rp2
+}  // namespace
 
 namespace hal {
 
@@ -248,6 +255,7 @@ void gpio_set_irq(unsigned pin, Edge edge, void (*handler)(unsigned pin)) {
   gpio_irq_count = gpio_irq_count - (had ? 1 : 0) + (handler ? 1 : 0);
   if (!handler) return;
   set_bits(enable, edge_bits(edge) << irq_shift(pin));
+  rp2::io_bank0_irq = on_io_bank0_irq;
   cortex_m::enable_irq(chip::kIoBank0Irq);
 }
 
@@ -255,10 +263,10 @@ bool uart_open(const UartConfig& config, void (*on_receive)()) {
   uart_close();
   rp2::unreset(chip::kResetIoBank0 | chip::kResetPadsBank0 | chip::kResetUart1);
   pl011_configure(chip::kUart1, config.baud, config.loopback ? kUartCrLoopback : 0);
-  reg(chip::kUart1 + kUartIfls) = kUartIflsRxEighth;
   route_uart_pins(4, 5);
   device_uart_handler = on_receive;
   device_uart_open = true;
+  rp2::device_uart_irq = on_device_uart_irq;
   reg(chip::kUart1 + kUartImsc) = kUartImscRx | kUartImscRxTimeout;
   cortex_m::enable_irq(chip::kUart1Irq);
   return true;

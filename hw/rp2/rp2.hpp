@@ -31,8 +31,14 @@ void console_flush();
 bool device_uart_active();
 bool gpio_irq_active();
 
-/// Interrupt handlers; the board's isr_irqN forwards to them (the numbers differ by chip).
-void on_device_uart_irq();
-void on_io_bank0_irq();
+/// Interrupt handlers, called by the board's isr_irqN (the numbers differ by chip) through
+/// these pointers, which are set when the device is first used: the vector table then does not
+/// drag the handlers (and the GPIO handler table) into firmware that never uses the device.
+extern void (*volatile device_uart_irq)();
+extern void (*volatile io_bank0_irq)();
+
+inline void dispatch(void (*volatile& handler)()) {
+  if (auto function = handler) function();
+}
 
 }  // namespace rp2

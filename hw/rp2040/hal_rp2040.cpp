@@ -117,8 +117,8 @@ u32 sleep_en1() {
 
 }  // namespace
 
-extern "C" void isr_irq13() { rp2::on_io_bank0_irq(); }
-extern "C" void isr_irq21() { rp2::on_device_uart_irq(); }
+extern "C" void isr_irq13() { rp2::dispatch(rp2::io_bank0_irq); }
+extern "C" void isr_irq21() { rp2::dispatch(rp2::device_uart_irq); }
 
 namespace hal {
 

@@ -4,10 +4,12 @@
 //
 //   node hw/tools/run-rp2040.mjs FW.bin|FW.uf2 [--boot2] [--check SEL:COND]... [--expect TEXT]
 //        [--fail TEXT] [--expect-exit N] [--max-sim-ms N] [--timeout-ms N] [--uart-input TEXT]
+//        [--uart1-loopback]
 //
 // The firmware's UART0 lines go to stdout as they come (its JSON figures among them); the
 // runner's own notes go to stderr. Exit 0 when the firmware ended with BKPT #0 (hal::exit(0)),
 // printed --expect (default PASS) and no --fail line (default FAIL), and every --check holds.
+// --uart1-loopback wires UART1's TX to its RX as a jumper from GPIO4 to GPIO5 would (uart_test).
 //
 // rp2040js facts this relies on (hw-notes): it ships no bootrom, so the image is loaded after
 // construction (reset would refill flash with 0xff) and the runner does what the bootrom would;
@@ -19,7 +21,8 @@ import { readFileSync } from 'node:fs';
 import { Simulator, ConsoleLogger, LogLevel } from 'rp2040js';
 import { Verdict, parseArgs } from './verdict.mjs';
 
-const [options, [imagePath]] = parseArgs(process.argv.slice(2), { boot2: false, 'uart-input': '' });
+const [options, [imagePath]] = parseArgs(process.argv.slice(2),
+  { boot2: false, 'uart-input': '', 'uart1-loopback': false });
 if (!imagePath) {
   console.error('usage: run-rp2040.mjs FW.bin|FW.uf2 [--boot2] [--check SEL:COND]...');
   process.exit(2);
@@ -113,6 +116,33 @@ mcu.uart[0].onByte = (byte) => verdict.feed(String.fromCharCode(byte));
 mcu.onBreak = (code) => finish(code, `firmware stopped with BKPT #${code}`);
 setTimeout(() => finish(-1, `wall-clock timeout ${options.timeoutMs} ms`), options.timeoutMs).unref();
 for (const ch of options['uart-input']) mcu.uart[0].feedByte(ch.charCodeAt(0));
+
+// ---- UART1 loopback ------------------------------------------------------------------------
+// rp2040js hands each byte written to UARTDR to onByte at once and ignores the PL011's own
+// loopback bit (CR.LBE). A byte on a wire takes 10 bit times (start, 8 data, stop): each is fed
+// back into the RX FIFO that long after the previous one has left, on a simulated-clock alarm,
+// so the RX interrupt comes when it would on silicon (and ends a WFI, as a real byte would).
+function loopBack(uart) {
+  const pending = [];  // {value, at}: bytes on the wire, in order
+  let lineFreeAt = 0;  // when the last queued byte has been sent, in simulated ns
+  let armed = false;
+  const alarm = clock.createAlarm(() => {
+    armed = false;
+    uart.feedByte(pending.shift().value);
+    if (pending.length) arm();
+  });
+  function arm() {
+    armed = true;
+    alarm.schedule(Math.max(0, pending[0].at - clock.nanos));
+  }
+  uart.onByte = (value) => {
+    const byteNanos = 10 * 1e9 / uart.baudRate;
+    lineFreeAt = Math.max(lineFreeAt, clock.nanos) + byteNanos;
+    pending.push({ value, at: lineFreeAt });
+    if (!armed) arm();
+  };
+}
+if (options['uart1-loopback']) loopBack(mcu.uart[1]);
 
 // ---- Run ---------------------------------------------------------------------------------------
 const NANOS_PER_CYCLE = 8;  // rp2040js charges every cycle at 125 MHz
