@@ -44,9 +44,11 @@ struct Options {
   double duration_s = 0;
   std::size_t min_size = 64;
   std::size_t max_size = 64;
-  /// After each reply a connection pauses a random 0..think_us µs before its next request, so
-  /// that requests reach a busy server at random points of its work (0: no pause).
+  /// After each reply a connection pauses a random think_min_us..think_us µs before its next
+  /// request, so that requests reach a busy server at random points of its work (think_us 0:
+  /// no pause).
   std::int64_t think_us = 0;
+  std::int64_t think_min_us = 0;
   std::uint32_t seed = 1;
   /// A connection that gets no byte for this long fails the run (a lost wake-up in a server).
   double stall_timeout_s = 10;
@@ -319,7 +321,9 @@ class Client {
     }
     if (options_.think_us > 0 && !stopping(now)) {
       connection.state = State::kThinking;
-      const auto pause = static_cast<std::int64_t>(random_.between(0, static_cast<std::uint64_t>(options_.think_us)));
+      const auto pause = static_cast<std::int64_t>(
+          random_.between(static_cast<std::uint64_t>(std::min(options_.think_min_us, options_.think_us)),
+                          static_cast<std::uint64_t>(options_.think_us)));
       thinking_.push({now + pause * 1000, index});
     } else {
       start_request(index);
