@@ -4,12 +4,14 @@
 //
 //   node hw/tools/run-rp2040.mjs FW.bin|FW.uf2 [--boot2] [--check SEL:COND]... [--expect TEXT]
 //        [--fail TEXT] [--expect-exit N] [--max-sim-ms N] [--timeout-ms N] [--uart-input TEXT]
-//        [--uart1-loopback]
+//        [--uart1-loopback] [--gpio-toggle PIN:PERIOD_MS]
 //
 // The firmware's UART0 lines go to stdout as they come (its JSON figures among them); the
 // runner's own notes go to stderr. Exit 0 when the firmware ended with BKPT #0 (hal::exit(0)),
 // printed --expect (default PASS) and no --fail line (default FAIL), and every --check holds.
 // --uart1-loopback wires UART1's TX to its RX as a jumper from GPIO4 to GPIO5 would (uart_test).
+// --gpio-toggle drives input PIN low/high alternately every PERIOD_MS of simulated time
+// (gpio_irq_test), first at PERIOD_MS.
 //
 // rp2040js facts this relies on (hw-notes): it ships no bootrom, so the image is loaded after
 // construction (reset would refill flash with 0xff) and the runner does what the bootrom would;
@@ -22,7 +24,7 @@ import { Simulator, ConsoleLogger, LogLevel } from 'rp2040js';
 import { Verdict, parseArgs } from './verdict.mjs';
 
 const [options, [imagePath]] = parseArgs(process.argv.slice(2),
-  { boot2: false, 'uart-input': '', 'uart1-loopback': false });
+  { boot2: false, 'uart-input': '', 'uart1-loopback': false, 'gpio-toggle': '' });
 if (!imagePath) {
   console.error('usage: run-rp2040.mjs FW.bin|FW.uf2 [--boot2] [--check SEL:COND]...');
   process.exit(2);
@@ -143,6 +145,22 @@ function loopBack(uart) {
   };
 }
 if (options['uart1-loopback']) loopBack(mcu.uart[1]);
+
+// ---- GPIO input driven from outside ------------------------------------------------------------
+// A simulated-clock alarm, so the edges come at exact simulated times and end a WFI as a real
+// edge's interrupt would.
+function toggle(spec) {
+  const [pin, periodMs] = spec.split(':').map(Number);
+  if (!(pin >= 0 && pin < mcu.gpio.length && periodMs > 0)) throw new Error(`bad --gpio-toggle ${spec}`);
+  let level = false;
+  const alarm = clock.createAlarm(() => {
+    level = !level;
+    mcu.gpio[pin].setInputValue(level);
+    alarm.schedule(periodMs * 1e6);
+  });
+  alarm.schedule(periodMs * 1e6);
+}
+if (options['gpio-toggle']) toggle(options['gpio-toggle']);
 
 // ---- Run ---------------------------------------------------------------------------------------
 const NANOS_PER_CYCLE = 8;  // rp2040js charges every cycle at 125 MHz
