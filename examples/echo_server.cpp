@@ -16,10 +16,7 @@
 // {"example":"echo_server","event":"listening","host":...,"port":N,"backend":...}).
 // Load it with examples/echo_client.
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <asyncio/asyncio.hpp>
 #include <asyncio/net.hpp>
@@ -128,11 +125,6 @@ class EchoServer {
   /// One connection: read whatever has arrived, write it back, until the peer ends it.
   void serve(asyncio::Stream stream) {
     ++totals_.connections;
-    // Replies go out at once instead of waiting for the ACK of the previous one (Nagle).
-    if (auto* fd_device = dynamic_cast<asyncio::FdDevice*>(&stream.device())) {
-      int one = 1;
-      setsockopt(fd_device->fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
     const auto live = open_.insert(open_.end(), stream);
     auto buffer = std::make_unique<std::byte[]>(kBufferSize);
     try {
