@@ -70,7 +70,9 @@ void* operator new(std::size_t size) {
   if (void* memory = counted_allocation(size)) return memory;
   throw std::bad_alloc();
 }
-void* operator new[](std::size_t size) { return operator new(size); }
+void* operator new[](std::size_t size) {
+  return operator new(size);
+}
 void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
   return counted_allocation(size);
 }
@@ -90,16 +92,36 @@ void* operator new(std::size_t size, std::align_val_t alignment, const std::noth
 void* operator new[](std::size_t size, std::align_val_t alignment, const std::nothrow_t&) noexcept {
   return counted_aligned_allocation(size, alignment);
 }
-void operator delete(void* memory) noexcept { std::free(memory); }
-void operator delete[](void* memory) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete(void* memory, std::align_val_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::align_val_t) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
-void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
+void operator delete(void* memory) noexcept {
+  std::free(memory);
+}
+void operator delete[](void* memory) noexcept {
+  std::free(memory);
+}
+void operator delete(void* memory, std::size_t) noexcept {
+  std::free(memory);
+}
+void operator delete[](void* memory, std::size_t) noexcept {
+  std::free(memory);
+}
+void operator delete(void* memory, std::align_val_t) noexcept {
+  std::free(memory);
+}
+void operator delete[](void* memory, std::align_val_t) noexcept {
+  std::free(memory);
+}
+void operator delete(void* memory, std::size_t, std::align_val_t) noexcept {
+  std::free(memory);
+}
+void operator delete[](void* memory, std::size_t, std::align_val_t) noexcept {
+  std::free(memory);
+}
+void operator delete(void* memory, const std::nothrow_t&) noexcept {
+  std::free(memory);
+}
+void operator delete[](void* memory, const std::nothrow_t&) noexcept {
+  std::free(memory);
+}
 void operator delete(void* memory, std::align_val_t, const std::nothrow_t&) noexcept {
   std::free(memory);
 }
@@ -172,9 +194,9 @@ class AsyncioEchoServer {
       bench::use_backend(config.backend);
       asyncio::roundrobin(!config.fast_io);
       asyncio::run([&] {
-        asyncio::Server server = asyncio::start_server(
-            [this](asyncio::Stream stream, asyncio::Stream) { echo(stream); }, "127.0.0.1", 0,
-            kBacklog);
+        asyncio::Server server =
+            asyncio::start_server([this](asyncio::Stream stream, asyncio::Stream) { echo(stream); },
+                                  "127.0.0.1", 0, kBacklog);
         std::vector<asyncio::Task<void>> busy;
         for (int i = 0; i < config.busy_tasks; ++i) {
           busy.push_back(asyncio::create_task(busy_task, config.busy_us));
@@ -358,16 +380,18 @@ void run_echo(const Settings& settings) {
   bench::Table table(headers);
   for (int connections : settings.connections) {
     std::vector<std::string> row = {std::to_string(connections)};
-    for (const auto& impl : impls) row.push_back(bench::fixed(figure(impl.name, connections, true), 0));
+    for (const auto& impl : impls)
+      row.push_back(bench::fixed(figure(impl.name, connections, true), 0));
     for (const auto& impl : impls) {
       if (impl.name != "boost_asio" && asio_server) {
-        row.push_back(bench::fixed(figure(impl.name, connections, true) /
-                                       figure("boost_asio", connections, true),
-                                   2) +
-                      "x");
+        row.push_back(
+            bench::fixed(
+                figure(impl.name, connections, true) / figure("boost_asio", connections, true), 2) +
+            "x");
       }
     }
-    for (const auto& impl : impls) row.push_back(bench::fixed(figure(impl.name, connections, false), 1));
+    for (const auto& impl : impls)
+      row.push_back(bench::fixed(figure(impl.name, connections, false), 1));
     table.add_row(row);
   }
   table.print(out);
@@ -407,12 +431,17 @@ void run_under_load(const Settings& settings) {
     const std::vector<double>& all = latency_us[mode];
     const double p99_ms = bench::percentile(all, 99) / 1e3;
     if (settings.json) {
-      bench::JsonLine().add("bench", "echo_under_load").add("mode", mode).add("p99_ms", p99_ms).print();
+      bench::JsonLine()
+          .add("bench", "echo_under_load")
+          .add("mode", mode)
+          .add("p99_ms", p99_ms)
+          .print();
     } else {
-      std::printf("echo_under_load (%s, 10 tasks busy 1 ms + sleep_ms(0)), %s: p50 %.3f ms, "
-                  "p99 %.3f ms over %zu requests%s\n",
-                  backend.c_str(), mode, bench::percentile(all, 50) / 1e3, p99_ms, all.size(),
-                  fast_io ? " (target <= 1.5 ms)" : "");
+      std::printf(
+          "echo_under_load (%s, 10 tasks busy 1 ms + sleep_ms(0)), %s: p50 %.3f ms, "
+          "p99 %.3f ms over %zu requests%s\n",
+          backend.c_str(), mode, bench::percentile(all, 50) / 1e3, p99_ms, all.size(),
+          fast_io ? " (target <= 1.5 ms)" : "");
     }
   }
 }
@@ -473,12 +502,13 @@ void run_nocopy(const Settings& settings) {
     const NoCopyResult result = measure_nocopy(backend, writes);
     worst = std::max(worst, result.allocations_per_write);
     if (!settings.json) {
-      std::printf("write_nocopy (%s): %.3f allocations per write over %lld writes (half 64 B, "
-                  "half 256 KiB; %lld drains waited for the socket; %llu allocations while "
-                  "opening the stream and warming up) (target 0)\n",
-                  backend.c_str(), result.allocations_per_write,
-                  static_cast<long long>(result.writes), static_cast<long long>(result.waited),
-                  static_cast<unsigned long long>(result.setup_allocations));
+      std::printf(
+          "write_nocopy (%s): %.3f allocations per write over %lld writes (half 64 B, "
+          "half 256 KiB; %lld drains waited for the socket; %llu allocations while "
+          "opening the stream and warming up) (target 0)\n",
+          backend.c_str(), result.allocations_per_write, static_cast<long long>(result.writes),
+          static_cast<long long>(result.waited),
+          static_cast<unsigned long long>(result.setup_allocations));
     }
   }
   if (settings.json) {

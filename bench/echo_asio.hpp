@@ -67,18 +67,18 @@ class AsioEchoServer {
 
    private:
     void read() {
-      socket_.async_read_some(boost::asio::buffer(data_),
-                              [self = shared_from_this()](boost::system::error_code error,
-                                                          std::size_t length) {
-                                if (!error) self->write(length);
-                              });
+      socket_.async_read_some(
+          boost::asio::buffer(data_),
+          [self = shared_from_this()](boost::system::error_code error, std::size_t length) {
+            if (!error) self->write(length);
+          });
     }
     void write(std::size_t length) {
-      boost::asio::async_write(socket_, boost::asio::buffer(data_, length),
-                               [self = shared_from_this()](boost::system::error_code error,
-                                                           std::size_t) {
-                                 if (!error) self->read();
-                               });
+      boost::asio::async_write(
+          socket_, boost::asio::buffer(data_, length),
+          [self = shared_from_this()](boost::system::error_code error, std::size_t) {
+            if (!error) self->read();
+          });
     }
 
     boost::asio::ip::tcp::socket socket_;

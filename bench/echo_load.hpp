@@ -56,12 +56,14 @@ struct Options {
 
 /// What one run measured.
 struct Result {
-  std::int64_t requests = 0;        // round trips measured
-  std::int64_t bytes = 0;           // bytes echoed and checked, warm-up included
-  double seconds = 0;               // the measured window
-  std::vector<double> latency_us;   // one round trip per measured request
+  std::int64_t requests = 0;       // round trips measured
+  std::int64_t bytes = 0;          // bytes echoed and checked, warm-up included
+  double seconds = 0;              // the measured window
+  std::vector<double> latency_us;  // one round trip per measured request
 
-  double requests_per_sec() const { return seconds > 0 ? static_cast<double>(requests) / seconds : 0; }
+  double requests_per_sec() const {
+    return seconds > 0 ? static_cast<double>(requests) / seconds : 0;
+  }
   /// Nearest-rank percentile (an observed value), as bench_util.hpp; NaN without samples.
   double percentile_us(double p) const {
     if (latency_us.empty()) return std::nan("");
@@ -144,7 +146,7 @@ struct Connection {
   std::size_t sent = 0;
   std::size_t received = 0;
   std::int64_t sent_at_ns = 0;
-  std::int64_t completed = 0;    // round trips done
+  std::int64_t completed = 0;  // round trips done
 };
 
 /// One run: connect every connection, drive them, close them.
@@ -171,13 +173,13 @@ class Client {
     connect_all();
     const std::int64_t start = now_ns();
     measure_from_ = start + static_cast<std::int64_t>(options_.warmup_s * 1e9);
-    measure_until_ = timed() ? measure_from_ + static_cast<std::int64_t>(options_.duration_s * 1e9)
-                             : INT64_MAX;
+    measure_until_ =
+        timed() ? measure_from_ + static_cast<std::int64_t>(options_.duration_s * 1e9) : INT64_MAX;
     if (timed()) result_.latency_us.reserve(1 << 16);
     for (std::size_t i = 0; i < connections_.size(); ++i) start_request(i);
     drive();
-    result_.seconds = timed() ? options_.duration_s
-                              : static_cast<double>(last_completion_ns_ - start) / 1e9;
+    result_.seconds =
+        timed() ? options_.duration_s : static_cast<double>(last_completion_ns_ - start) / 1e9;
     return std::move(result_);
   }
 
@@ -208,11 +210,13 @@ class Client {
     }
     // Wait until every connect has completed, so that the measured window has no handshakes.
     std::size_t pending = connections_.size();
-    const std::int64_t deadline = now_ns() + static_cast<std::int64_t>(options_.stall_timeout_s * 1e9);
+    const std::int64_t deadline =
+        now_ns() + static_cast<std::int64_t>(options_.stall_timeout_s * 1e9);
     std::vector<epoll_event> events(256);
     while (pending > 0) {
       if (now_ns() > deadline) {
-        throw std::runtime_error(std::to_string(pending) + " connection(s) not established in time");
+        throw std::runtime_error(std::to_string(pending) +
+                                 " connection(s) not established in time");
       }
       const int ready = epoll_wait(poller_, events.data(), static_cast<int>(events.size()), 100);
       if (ready < 0 && errno != EINTR) fail_errno("epoll_wait", errno);
@@ -222,7 +226,8 @@ class Client {
         int error = 0;
         socklen_t size = sizeof error;
         getsockopt(connection.fd, SOL_SOCKET, SO_ERROR, &error, &size);
-        if (error != 0) fail_errno("connect to " + options_.host + ":" + std::to_string(options_.port), error);
+        if (error != 0)
+          fail_errno("connect to " + options_.host + ":" + std::to_string(options_.port), error);
         connection.state = State::kIdle;
         watch(events[static_cast<std::size_t>(e)].data.u64, false);
         --pending;
@@ -236,7 +241,8 @@ class Client {
     epoll_event interest{};
     interest.events = EPOLLIN | (output ? EPOLLOUT : 0u);
     interest.data.u64 = index;
-    if (epoll_ctl(poller_, EPOLL_CTL_MOD, connection.fd, &interest) != 0) fail_errno("epoll_ctl", errno);
+    if (epoll_ctl(poller_, EPOLL_CTL_MOD, connection.fd, &interest) != 0)
+      fail_errno("epoll_ctl", errno);
     connection.watching_output = output;
   }
 
@@ -286,21 +292,23 @@ class Client {
         connection.state == State::kBusy
             ? std::min(receive_buffer_.size(), connection.size - connection.received)
             : receive_buffer_.size();
-    const ssize_t n = recv(connection.fd, receive_buffer_.data(), std::max<std::size_t>(wanted, 1), 0);
+    const ssize_t n =
+        recv(connection.fd, receive_buffer_.data(), std::max<std::size_t>(wanted, 1), 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       fail_errno(where(index) + ": recv", errno);
     }
     if (n == 0) throw std::runtime_error(where(index) + ": the server closed the connection");
     if (connection.state != State::kBusy) {
-      throw std::runtime_error(where(index) + ": " + std::to_string(n) + " byte(s) nobody asked for");
+      throw std::runtime_error(where(index) + ": " + std::to_string(n) +
+                               " byte(s) nobody asked for");
     }
     const auto count = static_cast<std::size_t>(n);
     if (connection.received + count > connection.sent) {
       throw std::runtime_error(where(index) + ": more bytes echoed than sent");
     }
-    if (std::memcmp(receive_buffer_.data(), pattern_.data() + connection.start + connection.received,
-                    count) != 0) {
+    if (std::memcmp(receive_buffer_.data(),
+                    pattern_.data() + connection.start + connection.received, count) != 0) {
       throw std::runtime_error(where(index) + ": echoed bytes differ from those sent, at offset " +
                                std::to_string(connection.received) + " of " +
                                std::to_string(connection.size));
@@ -321,9 +329,9 @@ class Client {
     }
     if (options_.think_us > 0 && !stopping(now)) {
       connection.state = State::kThinking;
-      const auto pause = static_cast<std::int64_t>(
-          random_.between(static_cast<std::uint64_t>(std::min(options_.think_min_us, options_.think_us)),
-                          static_cast<std::uint64_t>(options_.think_us)));
+      const auto pause = static_cast<std::int64_t>(random_.between(
+          static_cast<std::uint64_t>(std::min(options_.think_min_us, options_.think_us)),
+          static_cast<std::uint64_t>(options_.think_us)));
       thinking_.push({now + pause * 1000, index});
     } else {
       start_request(index);
@@ -350,7 +358,8 @@ class Client {
         const epoll_event& event = events[static_cast<std::size_t>(e)];
         const auto index = static_cast<std::size_t>(event.data.u64);
         if (event.events & (EPOLLIN | EPOLLERR | EPOLLHUP)) receive(index);
-        if ((event.events & EPOLLOUT) && connections_[index].state == State::kBusy) send_more(index);
+        if ((event.events & EPOLLOUT) && connections_[index].state == State::kBusy)
+          send_more(index);
       }
       const std::int64_t now = now_ns();
       while (!thinking_.empty() && (thinking_.top().first <= now || stopping(now))) {
@@ -389,7 +398,8 @@ class Client {
 /// never a reset). Throws std::runtime_error on a bad option, a network error or a wrong byte.
 inline Result run(const Options& options) {
   if (options.connections < 1) throw std::invalid_argument("connections must be at least 1");
-  if (options.min_size < 1 || options.min_size > options.max_size || options.max_size > kMaxRequestSize) {
+  if (options.min_size < 1 || options.min_size > options.max_size ||
+      options.max_size > kMaxRequestSize) {
     throw std::invalid_argument("sizes must satisfy 1 <= min <= max <= 16 MiB");
   }
   if (options.requests < 0 || (options.requests == 0 && options.duration_s <= 0)) {

@@ -220,10 +220,11 @@ void print_result(const Flags& flags, const echo_load::Result& result) {
                     .substr(1)
                     .c_str());
   } else {
-    std::printf("%d connection(s), %" PRId64 " requests of %zu..%zu bytes in %.3f s, "
+    std::printf("%d connection(s), %" PRId64
+                " requests of %zu..%zu bytes in %.3f s, "
                 "%" PRId64 " bytes echoed and checked\n",
-                flags.load.connections, result.requests, flags.load.min_size,
-                flags.load.max_size, result.seconds, result.bytes);
+                flags.load.connections, result.requests, flags.load.min_size, flags.load.max_size,
+                result.seconds, result.bytes);
     std::printf("%.0f requests/s, round trip p50 %.1f us, p99 %.1f us, max %.1f us\n",
                 result.requests_per_sec(), p50, p99, max);
   }
@@ -243,7 +244,8 @@ int main(int argc, char** argv) {
     const std::string listening = server.next_line();
     const std::int64_t port = json_number(listening, "port");
     if (port <= 0 || port > 65535) {
-      throw std::runtime_error("the server did not print its port (first line: '" + listening + "')");
+      throw std::runtime_error("the server did not print its port (first line: '" + listening +
+                               "')");
     }
     flags.load.port = static_cast<std::uint16_t>(port);
     const echo_load::Result result = echo_load::run(flags.load);

@@ -114,7 +114,7 @@ void install_stop_handler(asyncio::ThreadSafeFlag& flag) {
 
 struct Totals {
   std::uint64_t connections = 0;
-  std::uint64_t bytes = 0;  // echoed
+  std::uint64_t bytes = 0;   // echoed
   std::uint64_t errors = 0;  // connections ended by an OS error (a reset, say)
 };
 

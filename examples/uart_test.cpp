@@ -126,7 +126,8 @@ std::pair<int, int> open_pty_pair() {
     throw asyncio::OSError(error, "opening the pseudo-terminal");
   }
   termios mode{};
-  if (tcgetattr(terminal, &mode) != 0 || (cfmakeraw(&mode), tcsetattr(terminal, TCSANOW, &mode)) != 0) {
+  if (tcgetattr(terminal, &mode) != 0 ||
+      (cfmakeraw(&mode), tcsetattr(terminal, TCSANOW, &mode)) != 0) {
     const int error = errno;
     close(terminal);
     close(controller);
