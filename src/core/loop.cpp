@@ -122,7 +122,7 @@ void Loop::close() {
     detail::port::log_error(("asyncio: abandoning task '" + task->name +
                              "' that did not finish when cancelled at close()")
                                 .c_str());
-    if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
+    if (detail::TimerHeap::contains(task)) timers_.remove(task);
     task->state = TaskState::kDone;
     task->cancelled = true;
     detail::port::release_stack(task->stack);
@@ -389,7 +389,7 @@ void Loop::yield_now() {
 
 void Loop::wake(TaskRecord* task, WakeReason reason) {
   if (task->state != TaskState::kSuspended) return;
-  if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
+  if (detail::TimerHeap::contains(task)) timers_.remove(task);
   task->wake_reason = reason;
   if (!timers_.empty()) advance_timers();  // as in spawn(): expired timers queue first
   ready_.push_due(task, now_);
@@ -397,7 +397,7 @@ void Loop::wake(TaskRecord* task, WakeReason reason) {
 
 void Loop::wake_io(TaskRecord* task, unsigned events) {
   if (task->state != TaskState::kSuspended) return;
-  if (task->heap_index != detail::kNotInHeap) timers_.remove(task);
+  if (detail::TimerHeap::contains(task)) timers_.remove(task);
   task->wake_reason = WakeReason::kIo;
   task->io_events = events;
   ++io_deliveries_;

@@ -31,7 +31,7 @@ struct LiveLink : ListNode {
   TaskRecord* task = nullptr;
 };
 
-inline constexpr std::size_t kNotInHeap = ~std::size_t{0};
+inline constexpr std::uint32_t kNoTimerSlot = ~std::uint32_t{0};
 
 struct TaskRecord : Fiber {
   TaskRecord() = default;
@@ -46,7 +46,7 @@ struct TaskRecord : Fiber {
   TaskRecord* ready_next = nullptr;    // link in a ready FIFO
   Micros due = 0;                      // ready-queue key / timer deadline
   std::uint64_t sequence = 0;          // arrival order: ties between equal due times (S1)
-  std::size_t heap_index = kNotInHeap; // position in the timer heap
+  std::uint32_t timer_slot = kNoTimerSlot;  // the timer heap's handle while in it
   TaskState state = TaskState::kReady;
   WakeReason wake_reason = WakeReason::kNone;
   bool cancel_pending = false;         // cancel() called: throw at the next suspension point
