@@ -245,7 +245,9 @@ std::string Stream::readline() {
   std::size_t scanned = 0;  // bytes of the window already searched for "\n"
   for (;;) {
     const auto* data = reinterpret_cast<const char*>(s.buffered_data());
-    const void* newline = std::memchr(data + scanned, '\n', s.buffered() - scanned);
+    // memchr must not see the null data() of a buffer never filled, even with a 0 length.
+    const void* newline =
+        s.buffered() > scanned ? std::memchr(data + scanned, '\n', s.buffered() - scanned) : nullptr;
     if (newline) {
       const auto length = static_cast<std::size_t>(static_cast<const char*>(newline) - data) + 1;
       if (length > s.limit) break;
