@@ -27,6 +27,7 @@ struct Result {
   int lines = 0;
   int bad = 0;
   hal::Micros max_latency_us = 0;
+  std::uint32_t overruns = 0;  // bytes the receive ring had no room for
 };
 
 hal::Micros last_sent = 0;
@@ -57,7 +58,9 @@ void receiver(asyncio::Stream serial, int lines, Result& result) {
 }
 
 Result exchange(int lines) {
-  asyncio::Stream serial(std::make_unique<hw::Uart>(hal::UartConfig{.loopback = true}));
+  auto device = std::make_unique<hw::Uart>(hal::UartConfig{.loopback = true});
+  const hw::Uart& uart = *device;  // the Stream owns it until close()
+  asyncio::Stream serial(std::move(device));
   Result result;
   auto rx = asyncio::create_task([&] { receiver(serial, lines, result); });
   auto tx = asyncio::create_task([&] { sender(serial, lines); });
@@ -67,6 +70,7 @@ Result exchange(int lines) {
   } catch (const asyncio::TimeoutError&) {
     hw::print_line("receiver timed out: lines were lost");
   }
+  result.overruns = uart.overruns();
   serial.close();
   return result;
 }
@@ -74,13 +78,14 @@ Result exchange(int lines) {
 bool run_mode(bool low_power, int lines) {
   asyncio::power_mode(low_power);
   const Result result = asyncio::run(exchange, lines);
-  const bool ok = result.lines == lines && result.bad == 0;
+  const bool ok = result.lines == lines && result.bad == 0 && result.overruns == 0;
   hw::JsonLine()
       .str("demo", "uart_test")
       .str("mode", low_power ? "low_power" : "normal")
       .integer("lines", result.lines)
       .integer("bad_lines", result.bad)
       .fixed("max_latency_ms", result.max_latency_us, 3)
+      .integer("overruns", result.overruns)
       .boolean("ok", ok)
       .str("board", hal::board_name());
   return ok;
