@@ -8,9 +8,9 @@
 //                   take turns, rotating, in every round, so that noise from co-tenants on this
 //                   shared 2-vCPU VM hits them alike; a figure is the median over the rounds.
 //  echo_under_load  echo p99 on the asyncio server while ten tasks each busy-wait 1 ms then
-//                   sleep_ms(0): round-robin vs fast I/O (roundrobin(false)). One connection; the
-//                   client pauses a random 12-20 ms between a reply and the next request, so
-//                   that requests land at random points of a block and find the echo task
+//                   sleep_ms(0): round-robin vs fast I/O (roundrobin(false)). Six connections,
+//                   each pausing a random 20-30 ms between a reply and its next request, so
+//                   that requests land at random points of a block and find their echo task
 //                   waiting in readinto(): after writing, the task's drain() yields as
 //                   MicroPython's does (sleep_ms(0)), which queues it behind the ten busy tasks
 //                   (~10 ms) in either mode. Percentiles are over all samples of a mode, rounds
@@ -134,7 +134,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: echo [--json] [--quick] [--rounds 3] [--seconds 1] [--connections 1,100,1000]\n"
     "            [--size 64] [--impl uring,epoll,boost_asio]\n"
-    "            [--parts echo,echo_under_load,write_nocopy]\n"
+    "            [--parts echo,echo_under_load,write_nocopy] [--load-connections 6]\n"
     "Echo requests/s and p99 of asyncio (io_uring, epoll) vs Boost.Asio with the same client;\n"
     "fast-I/O echo latency under CPU load; allocations per write(buf, {.copy = false}).\n";
 
@@ -264,6 +264,14 @@ void wait_until_idle(const EchoImpl& impl) {
   }
 }
 
+/// Each connection sends a request 20-30 ms after the previous reply (see the top of the file):
+/// longer than the ~10 ms its echo task spends queued in drain(), with margin for the cycle
+/// stretched by preemption on a loaded machine. Six connections give six times the samples
+/// of one; an echo takes microseconds, so they rarely delay one another.
+constexpr int kUnderLoadConnections = 6;
+constexpr std::int64_t kUnderLoadPauseMinUs = 20'000;
+constexpr std::int64_t kUnderLoadPauseMaxUs = 30'000;
+
 struct Settings {
   bool json = false;
   bool quick = false;
@@ -274,6 +282,7 @@ struct Settings {
   std::vector<int> connections = {1, 100, 1000};
   std::string impl_filter;
   std::string parts;
+  int load_connections = kUnderLoadConnections;
 };
 
 std::vector<int> parse_list(const std::string& text, bench::Args& args) {
@@ -413,13 +422,13 @@ void run_under_load(const Settings& settings) {
           .backend = backend, .fast_io = fast_io, .busy_tasks = 10, .busy_us = 1000});
       echo_load::Options load;
       load.port = server.port();
-      load.connections = 1;
+      load.connections = settings.load_connections;
       load.requests = 0;
       load.warmup_s = 0.05;
       load.duration_s = window;
       load.min_size = load.max_size = settings.size;
-      load.think_min_us = 12'000;
-      load.think_us = 20'000;
+      load.think_min_us = kUnderLoadPauseMinUs;
+      load.think_us = kUnderLoadPauseMaxUs;
       load.seed = static_cast<std::uint32_t>(round + 7);
       echo_load::Result result = echo_load::run(load);
       auto& all = latency_us[mode];
@@ -535,6 +544,10 @@ int main(int argc, char** argv) {
   if (!connections.empty()) settings.connections = parse_list(connections, args);
   settings.impl_filter = args.text("--impl", "");
   settings.parts = args.text("--parts", "");
+  settings.load_connections =
+      static_cast<int>(args.number("--load-connections", kUnderLoadConnections));
+  args.require(settings.load_connections >= 1 && settings.load_connections <= 100,
+               "--load-connections needs 1..100");
   args.require(settings.rounds >= 1 && settings.rounds <= 100, "--rounds needs 1..100");
   args.require(settings.seconds > 0 && settings.seconds <= 60, "--seconds needs (0, 60]");
   args.require(settings.size >= 1 && settings.size <= echo_load::kMaxRequestSize,
