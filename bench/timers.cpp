@@ -24,9 +24,12 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: timers [--json] [--quick] [--tasks 1000] [--duration-ms 3000] [--rounds 1]\n"
-    "              [--impl uring,epoll,timerfd_raw]\n"
+    "              [--impl uring,epoll,timerfd_raw] [--timer-resolution-us N]\n"
     "Timer precision and CPU cost of tasks looping on sleep_ms(random 1..50).\n"
-    "With several rounds, the impls are interleaved and the median of each figure is reported.\n";
+    "With several rounds, the impls are interleaved and the median of each figure is reported.\n"
+    "--timer-resolution-us sets the loop's timer grid (Loop::set_timer_resolution; default\n"
+    "Loop::kDefaultTimerResolutionUs). 'loop wake-ups/s' counts the process's voluntary\n"
+    "context switches: each is one blocking wait that slept.\n";
 
 // Issue 2's workload: periods drawn uniformly from 1..50 ms.
 constexpr int kMinPeriodMs = 1;
@@ -53,7 +56,15 @@ struct Result {
   double lateness_p99_us = 0;
   double lateness_min_us = 0;
   std::int64_t early = 0;  // wake-ups before the due time: a scheduler bug if ever non-zero
+  std::int64_t loop_wakeups = 0;  // voluntary context switches in the window
 };
+
+/// Voluntary context switches of the process so far: one per blocking wait that slept.
+std::int64_t voluntary_switches() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_nvcsw;
+}
 
 /// The loop's clock counts whole microseconds, so a task due at a nanosecond time can be woken
 /// up to 1 us before it without the loop waking early by its own clock.
@@ -65,11 +76,13 @@ class Recorder {
   explicit Recorder(std::size_t expected) { lateness_us_.reserve(expected); }
 
   void open() {
+    switches_start_ = voluntary_switches();
     cpu_start_us_ = bench::process_cpu_us();
     open_ = true;
   }
   void close() {
     cpu_end_us_ = bench::process_cpu_us();
+    switches_end_ = voluntary_switches();
     open_ = false;
   }
   bool is_open() const { return open_; }
@@ -89,6 +102,7 @@ class Recorder {
     result.lateness_p99_us = bench::percentile(lateness_us_, 99);
     result.lateness_min_us = bench::percentile(lateness_us_, 0);
     result.early = early_;
+    result.loop_wakeups = switches_end_ - switches_start_;
     return result;
   }
 
@@ -97,6 +111,8 @@ class Recorder {
   std::int64_t early_ = 0;
   std::int64_t cpu_start_us_ = 0;
   std::int64_t cpu_end_us_ = 0;
+  std::int64_t switches_start_ = 0;
+  std::int64_t switches_end_ = 0;
   bool open_ = false;
 };
 
@@ -109,9 +125,11 @@ std::size_t expected_wakeups(int timers, std::int64_t duration_ms) {
 
 /// Ours: `timers` tasks on a fresh loop of `backend`. The main task opens the window once
 /// every task exists, sleeps through it, then closes it; tasks end at their next wake-up.
-Result measure_asyncio(const std::string& backend, int timers, std::int64_t duration_ms) {
+Result measure_asyncio(const std::string& backend, int timers, std::int64_t duration_ms,
+                       asyncio::Micros resolution_us) {
   Recorder recorder(expected_wakeups(timers, duration_ms));
   bench::use_backend(backend);
+  if (resolution_us >= 0) asyncio::get_event_loop().set_timer_resolution(resolution_us);
   asyncio::run([&] {
     std::vector<asyncio::Task<void>> tasks;
     for (int i = 0; i < timers; ++i) {
@@ -198,11 +216,12 @@ struct Implementation {
   std::function<Result(int timers, std::int64_t duration_ms)> measure;
 };
 
-std::vector<Implementation> implementations(const std::string& filter) {
+std::vector<Implementation> implementations(const std::string& filter,
+                                            asyncio::Micros resolution_us) {
   std::vector<Implementation> all;
   for (const auto& backend : bench::available_backends(filter)) {
-    all.push_back({backend, [backend](int timers, std::int64_t duration_ms) {
-                     return measure_asyncio(backend, timers, duration_ms);
+    all.push_back({backend, [backend, resolution_us](int timers, std::int64_t duration_ms) {
+                     return measure_asyncio(backend, timers, duration_ms, resolution_us);
                    }});
   }
   if (bench::selected(filter, "timerfd_raw")) all.push_back({"timerfd_raw", measure_timerfd_raw});
@@ -215,6 +234,7 @@ struct Settings {
   std::int64_t duration_ms = 0;
   int rounds = 0;
   std::string impl_filter;
+  asyncio::Micros resolution_us = -1;  // -1: the loop's default
 };
 
 Settings parse(int argc, char** argv) {
@@ -228,6 +248,7 @@ Settings parse(int argc, char** argv) {
       static_cast<std::int64_t>(args.number("--duration-ms", quick ? 400 : 3000));
   settings.rounds = static_cast<int>(args.number("--rounds", 1));
   settings.impl_filter = args.text("--impl", "");
+  settings.resolution_us = static_cast<asyncio::Micros>(args.number("--timer-resolution-us", -1));
   args.require(settings.timers >= 1, "--tasks must be positive");
   args.require(settings.duration_ms > 0, "--duration-ms must be positive");
   args.require(settings.rounds >= 1, "--rounds must be at least 1");
@@ -244,15 +265,18 @@ double median_of(const std::vector<Result>& results, double Result::*figure) {
 
 void report(const Settings& settings, const std::vector<Implementation>& impls,
             std::map<std::string, std::vector<Result>>& results) {
-  bench::Table table({"impl", "wake-ups", "wake-ups/s", "CPU us/wake-up", "lateness p50 us",
-                      "p99 us", "min us", "early"});
+  bench::Table table({"impl", "wake-ups", "wake-ups/s", "loop wake-ups/s", "CPU us/wake-up",
+                      "lateness p50 us", "p99 us", "min us", "early"});
   for (const auto& impl : impls) {
     const auto& runs = results[impl.name];
-    std::vector<double> wakeups, early;
+    std::vector<double> wakeups, early, loop_wakeups;
     for (const auto& run : runs) {
       wakeups.push_back(static_cast<double>(run.wakeups));
       early.push_back(static_cast<double>(run.early));
+      loop_wakeups.push_back(static_cast<double>(run.loop_wakeups));
     }
+    const double loop_wakeups_per_sec =
+        bench::median(loop_wakeups) * 1e3 / static_cast<double>(settings.duration_ms);
     auto wakeups_median = static_cast<std::int64_t>(bench::median(wakeups));
     double cpu = median_of(runs, &Result::cpu_us_per_wakeup);
     double p50 = median_of(runs, &Result::lateness_p50_us);
@@ -265,13 +289,14 @@ void report(const Settings& settings, const std::vector<Implementation>& impls,
           .add("cpu_us_per_wakeup", cpu)
           .add("lateness_p50_us", p50)
           .add("lateness_p99_us", p99)
+          .add("loop_wakeups_per_sec", loop_wakeups_per_sec)
           .print();
     }
     table.add_row({impl.name, std::to_string(wakeups_median),
                    bench::fixed(static_cast<double>(wakeups_median) * 1e3 /
                                     static_cast<double>(settings.duration_ms),
                                 0),
-                   bench::fixed(cpu, 3), bench::fixed(p50, 1), bench::fixed(p99, 1),
+                   bench::fixed(loop_wakeups_per_sec, 0), bench::fixed(cpu, 3), bench::fixed(p50, 1), bench::fixed(p99, 1),
                    bench::fixed(median_of(runs, &Result::lateness_min_us), 1),
                    bench::fixed(bench::median(early), 0)});
   }
@@ -282,7 +307,7 @@ void report(const Settings& settings, const std::vector<Implementation>& impls,
 
 int main(int argc, char** argv) {
   Settings settings = parse(argc, argv);
-  auto impls = implementations(settings.impl_filter);
+  auto impls = implementations(settings.impl_filter, settings.resolution_us);
   std::map<std::string, std::vector<Result>> results;
   for (int round = 0; round < settings.rounds; ++round) {
     for (const auto& impl : impls) {
