@@ -3,7 +3,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,20 +76,30 @@ bool parse_numeric(const std::string& host, std::uint16_t port, std::vector<Reso
 }
 
 /// One getaddrinfo() on a helper thread. The thread and the waiting task share this by
-/// reference count, so a task cancelled mid-lookup simply leaves: the thread finishes alone
-/// and the last owner closes the eventfd.
+/// reference count, so a task cancelled mid-lookup simply leaves and the thread finishes
+/// alone. The thread reports through a pipe it closes as its very last act, after dropping its
+/// reference: when the task sees the end of the pipe, nothing of the lookup is left on the
+/// thread's side (no descriptor outlives the call that made it).
 struct Lookup {
   std::string host;
   std::uint16_t port = 0;
   bool passive = false;
-  int done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int read_end = -1;
+  int write_end = -1;
   std::atomic<bool> done{false};
   int gai_error = 0;
   int system_error = 0;
   std::vector<ResolvedAddress> addresses;
 
+  Lookup() {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+      read_end = fds[0];
+      write_end = fds[1];
+    }
+  }
   ~Lookup() {
-    if (done_fd >= 0) ::close(done_fd);
+    if (read_end >= 0) ::close(read_end);
   }
   void run() {
     if (const int delay = detail::resolver_test_delay_ms.load(); delay > 0) {
@@ -108,9 +118,16 @@ struct Lookup {
     }
     if (list) freeaddrinfo(list);
     done.store(true, std::memory_order_release);
-    const std::uint64_t one = 1;
-    ssize_t ignored = ::write(done_fd, &one, sizeof one);
-    (void)ignored;
+  }
+  /// The task's side: suspends until the thread has closed its end of the pipe.
+  void wait() const {
+    char byte;
+    for (;;) {
+      const ssize_t n = ::read(read_end, &byte, 1);
+      if (n == 0 && done.load(std::memory_order_acquire)) return;
+      if (n < 0 && errno != EAGAIN && errno != EINTR) throw OSError(errno, "resolve: pipe");
+      wait_io(read_end, POLL_RD);
+    }
   }
 };
 
@@ -195,12 +212,22 @@ std::vector<ResolvedAddress> resolve(const std::string& host, std::uint16_t port
   std::vector<ResolvedAddress> out;
   if (parse_numeric(host, port, out)) return out;
   auto lookup = std::make_shared<Lookup>();
-  if (lookup->done_fd < 0) throw OSError(errno, "resolve: eventfd");
+  if (lookup->read_end < 0) throw OSError(errno, "resolve: pipe");
   lookup->host = host;
   lookup->port = port;
   lookup->passive = passive;
-  std::thread([lookup] { lookup->run(); }).detach();
-  while (!lookup->done.load(std::memory_order_acquire)) wait_io(lookup->done_fd, POLL_RD);
+  try {
+    std::thread([lookup]() mutable {
+      lookup->run();
+      const int write_end = lookup->write_end;
+      lookup.reset();
+      ::close(write_end);
+    }).detach();
+  } catch (const std::system_error& error) {
+    ::close(lookup->write_end);
+    throw OSError(error.code().value(), "resolve: starting the resolver thread");
+  }
+  lookup->wait();
   if (lookup->gai_error != 0) throw resolve_error(*lookup);
   if (lookup->addresses.empty()) {
     throw OSError(ENOENT, "resolve " + endpoint(host, port) + ": no stream address");
