@@ -159,6 +159,7 @@ class Loop {
   void run_loop();
   void run_until_idle();
   void advance_timers();
+  void expire_timers();  // advance_timers() without reading the clock
   bool nothing_can_happen() const;
   void start_task(detail::Fiber* fiber);
   void finish_task(detail::TaskRecord* task);
@@ -181,6 +182,7 @@ class Loop {
   bool stop_requested_ = false;
   bool deadlocked_ = false;
   bool stop_when_idle_ = false;  // close(): run what is ready, never block
+  bool clock_fresh_ = false;     // now_ was read by refresh_time() since the last pick
   detail::Fiber* running_fiber_ = &loop_fiber_;
   bool low_power_ = false;
   Micros timer_resolution_ = kDefaultTimerResolutionUs;
