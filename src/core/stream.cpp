@@ -12,9 +12,12 @@
 namespace asyncio {
 namespace {
 
-// Bytes asked of the device per read into the input buffer: a page, as CPython's 64 KiB
-// would cost RAM on a microcontroller for no gain on a UART.
-constexpr std::size_t kReadChunk = 4096;
+// The input buffer's first size, grown as a line needs: a page on Linux; a port with little
+// RAM sets a smaller one (hw/ uses 256 B, a UART's burst).
+#ifndef ASYNCIO_STREAM_READ_CHUNK
+#define ASYNCIO_STREAM_READ_CHUNK 4096
+#endif
+constexpr std::size_t kReadChunk = ASYNCIO_STREAM_READ_CHUNK;
 // CPython's StreamReader limit for readline().
 constexpr std::size_t kDefaultLineLimit = 64 * 1024;
 
