@@ -23,6 +23,9 @@ inline std::int64_t now_ns() noexcept {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+/// The same clock in microseconds: what the portable seed demos (examples/seed/) read.
+inline std::int64_t now_us() noexcept { return now_ns() / 1000; }
+
 inline double ns_to_ms(std::int64_t ns) {
   return static_cast<double>(ns) / 1e6;
 }
@@ -175,6 +178,11 @@ class Report {
       if (coalesced > 0) text += " (" + std::to_string(coalesced) + " later set(s) coalesced)";
       emit(text);
     }
+  }
+
+  /// The portable seed demos (examples/seed/) measure in microseconds.
+  void iteration_us(const char* mode, int index, std::int64_t us) {
+    iteration(mode, index, static_cast<double>(us) / 1000.0);
   }
 
   /// Summarises the samples recorded since the previous summary.

@@ -18,6 +18,9 @@ namespace demo {
 inline constexpr const char* kRoundRobin = "roundrobin";
 inline constexpr const char* kFastIo = "fast_io";
 
+/// The hardware timer in microseconds: what the portable seed demos (examples/seed/) read.
+inline std::int64_t now_us() { return static_cast<std::int64_t>(hal::now()); }
+
 /// Keeps the CPU busy for `ms`, as MicroPython's time.sleep_ms() does: it blocks the whole
 /// scheduler, which is the load the demos are about.
 inline void block_cpu_ms(int ms) {
@@ -38,6 +41,13 @@ class Report {
     line.str("demo", demo_).str("mode", mode).integer("iteration", index).fixed("ms", us, 3);
     extra(line);
   }
+
+  /// The portable seed demos' names for the same calls; the seed's prose is not printed,
+  /// the console carries JSON lines only.
+  void iteration_us(const char* mode, int index, std::int64_t us) {
+    iteration(mode, index, static_cast<hal::Micros>(us));
+  }
+  void say(const char*) const {}
 
   void summary(const char* mode) {
     std::sort(samples_.begin(), samples_.end());
