@@ -184,6 +184,7 @@ class AsyncioEchoServer {
 
   std::uint16_t port() const { return port_; }
   int active_connections() const { return active_.load(); }
+  std::int64_t cpu_ns() { return echo_bench::AsioEchoServer::thread_cpu_ns(thread_); }
   /// Connections that ended with an OS error instead of end of stream (should stay 0).
   int errors() const { return errors_.load(); }
 
@@ -250,7 +251,14 @@ struct EchoImpl {
   std::string name;
   std::function<std::uint16_t()> port;
   std::function<int()> active_connections;
+  std::function<std::int64_t()> cpu_ns;  // the server thread's CPU time
 };
+
+std::int64_t this_thread_cpu_ns() {
+  timespec used{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used);
+  return std::int64_t{used.tv_sec} * 1'000'000'000 + used.tv_nsec;
+}
 
 /// Waits until the server has closed every connection of the previous measurement, so that
 /// its teardown does not run during the next one.
@@ -305,6 +313,10 @@ std::vector<int> parse_list(const std::string& text, bench::Args& args) {
 struct PointSamples {
   std::vector<double> requests_per_sec;
   std::vector<double> p99_us;
+  // CPU per request measured over the window: the server's thread, and the client's share of
+  // one CPU (near 1 would mean the client, not the server, sets the pace).
+  std::vector<double> server_cpu_us;
+  std::vector<double> client_cpu_share;
 };
 
 void run_echo(const Settings& settings) {
@@ -317,12 +329,14 @@ void run_echo(const Settings& settings) {
     auto& server = asyncio_servers.emplace_back(
         std::make_unique<AsyncioEchoServer>(AsyncioEchoServer::Config{.backend = backend}));
     impls.push_back({backend, [s = server.get()] { return s->port(); },
-                     [s = server.get()] { return s->active_connections(); }});
+                     [s = server.get()] { return s->active_connections(); },
+                     [s = server.get()] { return s->cpu_ns(); }});
   }
   if (bench::selected(settings.impl_filter, "boost_asio")) {
     asio_server = std::make_unique<echo_bench::AsioEchoServer>();
     impls.push_back({"boost_asio", [s = asio_server.get()] { return s->port(); },
-                     [s = asio_server.get()] { return s->active_connections(); }});
+                     [s = asio_server.get()] { return s->active_connections(); },
+                     [s = asio_server.get()] { return s->cpu_ns(); }});
   }
   if (impls.empty()) throw std::runtime_error("--impl selects no server");
 
@@ -340,14 +354,34 @@ void run_echo(const Settings& settings) {
         load.duration_s = settings.seconds;
         load.min_size = load.max_size = settings.size;
         load.seed = static_cast<std::uint32_t>(round + 1);
+        std::int64_t server_cpu = 0;
+        std::int64_t client_cpu = 0;
+        std::int64_t wall = 0;
+        load.on_window_start = [&] {
+          server_cpu = -impl.cpu_ns();
+          client_cpu = -this_thread_cpu_ns();
+          wall = -bench::now_ns();
+        };
+        load.on_window_end = [&] {
+          server_cpu += impl.cpu_ns();
+          client_cpu += this_thread_cpu_ns();
+          wall += bench::now_ns();
+        };
         const echo_load::Result result = echo_load::run(load);
         PointSamples& point = samples[{impl.name, connections}];
         point.requests_per_sec.push_back(result.requests_per_sec());
         point.p99_us.push_back(result.percentile_us(99));
+        const double server_cpu_us =
+            static_cast<double>(server_cpu) / 1e3 / static_cast<double>(result.requests);
+        const double client_share = static_cast<double>(client_cpu) / static_cast<double>(wall);
+        point.server_cpu_us.push_back(server_cpu_us);
+        point.client_cpu_share.push_back(client_share);
         if (!settings.json) {
-          std::fprintf(stderr, "  round %d, %s, %d connection(s): %.0f requests/s, p99 %.1f us\n",
+          std::fprintf(stderr,
+                       "  round %d, %s, %d connection(s): %.0f requests/s, p99 %.1f us, server "
+                       "CPU %.2f us/request, client thread %.0f%% of a CPU\n",
                        round + 1, impl.name.c_str(), connections, result.requests_per_sec(),
-                       result.percentile_us(99));
+                       result.percentile_us(99), server_cpu_us, 100 * client_share);
         }
       }
     }
@@ -359,10 +393,14 @@ void run_echo(const Settings& settings) {
     }
   }
 
-  auto figure = [&](const std::string& impl, int connections, bool throughput) {
+  enum class Figure { kThroughput, kP99, kServerCpu };
+  auto figure = [&](const std::string& impl, int connections, Figure which) {
     auto found = samples.find({impl, connections});
     if (found == samples.end()) return std::nan("");
-    return bench::median(throughput ? found->second.requests_per_sec : found->second.p99_us);
+    const PointSamples& point = found->second;
+    return bench::median(which == Figure::kThroughput ? point.requests_per_sec
+                         : which == Figure::kP99      ? point.p99_us
+                                                      : point.server_cpu_us);
   };
   if (settings.json) {
     for (int connections : settings.connections) {
@@ -371,36 +409,44 @@ void run_echo(const Settings& settings) {
             .add("bench", "echo")
             .add("impl", impl.name)
             .add("connections", connections)
-            .add("requests_per_sec", figure(impl.name, connections, true))
-            .add("p99_us", figure(impl.name, connections, false))
+            .add("requests_per_sec", figure(impl.name, connections, Figure::kThroughput))
+            .add("p99_us", figure(impl.name, connections, Figure::kP99))
             .print();
       }
     }
     return;
   }
-  std::fprintf(out, "\necho: %zu-byte requests, medians of %d round(s) of %.2f s\n", settings.size,
-               settings.rounds, settings.seconds);
+  std::fprintf(out,
+               "\necho: %zu-byte requests, medians of %d round(s) of %.2f s; CPU us/req: the "
+               "server thread's CPU time per request in the window\n",
+               settings.size, settings.rounds, settings.seconds);
   std::vector<std::string> headers = {"connections"};
   for (const auto& impl : impls) headers.push_back(impl.name + " req/s");
   for (const auto& impl : impls) {
     if (impl.name != "boost_asio" && asio_server) headers.push_back(impl.name + "/asio");
   }
   for (const auto& impl : impls) headers.push_back(impl.name + " p99 us");
+  for (const auto& impl : impls) headers.push_back(impl.name + " CPU us/req");
   bench::Table table(headers);
   for (int connections : settings.connections) {
     std::vector<std::string> row = {std::to_string(connections)};
-    for (const auto& impl : impls)
-      row.push_back(bench::fixed(figure(impl.name, connections, true), 0));
+    for (const auto& impl : impls) {
+      row.push_back(bench::fixed(figure(impl.name, connections, Figure::kThroughput), 0));
+    }
     for (const auto& impl : impls) {
       if (impl.name != "boost_asio" && asio_server) {
-        row.push_back(
-            bench::fixed(
-                figure(impl.name, connections, true) / figure("boost_asio", connections, true), 2) +
-            "x");
+        row.push_back(bench::fixed(figure(impl.name, connections, Figure::kThroughput) /
+                                       figure("boost_asio", connections, Figure::kThroughput),
+                                   2) +
+                      "x");
       }
     }
-    for (const auto& impl : impls)
-      row.push_back(bench::fixed(figure(impl.name, connections, false), 1));
+    for (const auto& impl : impls) {
+      row.push_back(bench::fixed(figure(impl.name, connections, Figure::kP99), 1));
+    }
+    for (const auto& impl : impls) {
+      row.push_back(bench::fixed(figure(impl.name, connections, Figure::kServerCpu), 2));
+    }
     table.add_row(row);
   }
   table.print(out);
@@ -433,7 +479,8 @@ void run_under_load(const Settings& settings) {
       echo_load::Result result = echo_load::run(load);
       auto& all = latency_us[mode];
       all.insert(all.end(), result.latency_us.begin(), result.latency_us.end());
-      wait_until_idle(EchoImpl{mode, nullptr, [&server] { return server.active_connections(); }});
+      wait_until_idle(
+          EchoImpl{mode, nullptr, [&server] { return server.active_connections(); }, nullptr});
     }
   }
   for (const auto& [mode, fast_io] : modes) {

@@ -9,6 +9,9 @@
 #include <utility>
 // (blank line: keeps clang-format from sorting <utility> below Boost)
 
+#include <pthread.h>
+#include <time.h>
+
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -51,6 +54,16 @@ class AsioEchoServer {
   std::uint16_t port() const { return port_; }
   /// Connections accepted and not yet closed.
   int active_connections() const { return active_.load(); }
+  /// CPU time the server's thread has used so far.
+  std::int64_t cpu_ns() { return thread_cpu_ns(thread_); }
+
+  static std::int64_t thread_cpu_ns(std::thread& thread) {
+    clockid_t clock{};
+    timespec used{};
+    if (pthread_getcpuclockid(thread.native_handle(), &clock) != 0) return 0;
+    clock_gettime(clock, &used);
+    return std::int64_t{used.tv_sec} * 1'000'000'000 + used.tv_nsec;
+  }
 
  private:
   class Session : public std::enable_shared_from_this<Session> {

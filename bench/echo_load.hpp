@@ -52,6 +52,10 @@ struct Options {
   std::uint32_t seed = 1;
   /// A connection that gets no byte for this long fails the run (a lost wake-up in a server).
   double stall_timeout_s = 10;
+  /// Timed runs: called on the client's thread when it sees the measured window open and
+  /// close (within a millisecond), e.g. to read CPU clocks.
+  std::function<void()> on_window_start;
+  std::function<void()> on_window_end;
 };
 
 /// What one run measured.
@@ -342,6 +346,7 @@ class Client {
   int wait_timeout_ms(std::int64_t now) const {
     std::int64_t until = now + 100'000'000;
     if (!thinking_.empty()) until = std::min(until, thinking_.top().first);
+    if (measure_from_ > now) until = std::min(until, measure_from_);
     if (measure_until_ > now) until = std::min(until, measure_until_);
     return static_cast<int>(std::max<std::int64_t>(0, (until - now + 999'999) / 1'000'000));
   }
@@ -362,6 +367,7 @@ class Client {
           send_more(index);
       }
       const std::int64_t now = now_ns();
+      notify_window(now);
       while (!thinking_.empty() && (thinking_.top().first <= now || stopping(now))) {
         const std::size_t index = thinking_.top().second;
         thinking_.pop();
@@ -375,6 +381,18 @@ class Client {
     }
   }
 
+  void notify_window(std::int64_t now) {
+    if (!timed()) return;
+    if (!window_opened_ && now >= measure_from_) {
+      window_opened_ = true;
+      if (options_.on_window_start) options_.on_window_start();
+    }
+    if (!window_closed_ && now >= measure_until_) {
+      window_closed_ = true;
+      if (options_.on_window_end) options_.on_window_end();
+    }
+  }
+
   Options options_;
   std::vector<char> pattern_;
   Random random_;
@@ -382,6 +400,8 @@ class Client {
   int poller_ = -1;
   std::vector<Connection> connections_;
   std::size_t finished_ = 0;
+  bool window_opened_ = false;
+  bool window_closed_ = false;
   std::int64_t measure_from_ = 0;
   std::int64_t measure_until_ = INT64_MAX;
   std::int64_t last_progress_ns_ = 0;
