@@ -68,11 +68,9 @@ class ReadyQueue {
     io_.push(task);
   }
 
-  /// The task that pop() would return after the next one, if known cheaply (for prefetching).
-  const TaskRecord* peek_after_next() const {
-    const TaskRecord* head = due_.front();
-    return head ? head->ready_next : nullptr;
-  }
+  /// The head of the normal FIFO: what pop() returns next unless an I/O-woken task goes first
+  /// (for prefetching).
+  const TaskRecord* peek() const { return due_.front(); }
 
   /// The next task by (due time, arrival order), or nullptr.
   TaskRecord* pop() {
