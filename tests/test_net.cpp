@@ -2,7 +2,6 @@
 // resolution that does not block the loop, and errors a user can act on — refused
 // connection, peer reset, broken pipe (never SIGPIPE), bad descriptor, address in use — each
 // leaving the loop and the other tasks running, with no descriptor leaked.
-#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -14,18 +13,6 @@ extern std::atomic<int> resolver_test_delay_ms;  // src/linux/net.cpp: slows loo
 }
 
 namespace {
-
-/// Descriptors open in this process right now.
-int open_descriptors() {
-  int count = 0;
-  DIR* directory = opendir("/proc/self/fd");
-  REQUIRE(directory != nullptr);
-  while (const dirent* entry = readdir(directory)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  closedir(directory);
-  return count - 1;  // the directory's own descriptor
-}
 
 /// An echo server: every connection echoes what it reads until the client's end of stream.
 asyncio::Server echo_server(const std::string& host) {
@@ -67,7 +54,7 @@ bool ipv6_loopback_available() {
 
 TEST_CASE("an echo round trip over IPv4 loopback, with no descriptor leaked") {
   test::fresh_loop();
-  const int before = open_descriptors();
+  const int before = test::open_descriptors();
   std::string reply;
   std::uint64_t connections = 0;
   asyncio::run([&] {
@@ -86,7 +73,7 @@ TEST_CASE("an echo round trip over IPv4 loopback, with no descriptor leaked") {
   asyncio::new_event_loop();  // closes the old loop and its backend's descriptors
   CHECK(reply == "Hello uart\n");
   CHECK(connections == 1);
-  CHECK(open_descriptors() == before);
+  CHECK(test::open_descriptors() == before);
 }
 
 TEST_CASE("an echo round trip over IPv6 loopback") {
@@ -162,7 +149,7 @@ TEST_CASE("an unknown host name raises OSError and the loop goes on") {
 
 TEST_CASE("a refused connection raises OSError(ECONNREFUSED); other tasks keep running") {
   test::fresh_loop();
-  const int before = open_descriptors();
+  const int before = test::open_descriptors();
   int error = 0;
   int ticks = 0;
   asyncio::run([&] {
@@ -182,7 +169,7 @@ TEST_CASE("a refused connection raises OSError(ECONNREFUSED); other tasks keep r
   asyncio::new_event_loop();
   CHECK(error == ECONNREFUSED);
   CHECK(ticks == 3);
-  CHECK(open_descriptors() == before);
+  CHECK(test::open_descriptors() == before);
 }
 
 TEST_CASE("listening on an address in use raises OSError(EADDRINUSE)") {

@@ -2,7 +2,6 @@
 // sizes from 1 B to 64 KiB, every byte checked, nothing lost or reordered, no descriptor
 // leaked. The server runs on this thread's loop, the clients on a second thread's loop, so
 // both cores work and two loops run side by side.
-#include <dirent.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -23,17 +22,6 @@ constexpr int kConnections = 1000;
 constexpr int kRoundTrips = 200;
 #endif
 constexpr std::size_t kMaxSize = 64 * 1024;
-
-int open_descriptors() {
-  int count = 0;
-  DIR* directory = opendir("/proc/self/fd");
-  REQUIRE(directory != nullptr);
-  while (const dirent* entry = readdir(directory)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  closedir(directory);
-  return count - 1;
-}
 
 /// Sizes spread evenly over the orders of magnitude from 1 B to 64 KiB (log-uniform), so
 /// that tiny and large messages are both common.
@@ -105,7 +93,7 @@ TEST_CASE("soak: 1000 connections x 200 echo round trips of 1 B-64 KiB, every by
     return;
   }
   test::fresh_loop();
-  const int before = open_descriptors();
+  const int before = test::open_descriptors();
   ClientTotals totals;
   long server_bytes = 0;
   asyncio::run([&] {
@@ -136,5 +124,5 @@ TEST_CASE("soak: 1000 connections x 200 echo round trips of 1 B-64 KiB, every by
   CHECK(totals.mismatches == 0);
   CHECK(totals.round_trips == static_cast<long>(kConnections) * kRoundTrips);
   CHECK(server_bytes == totals.bytes);
-  CHECK(open_descriptors() == before);
+  CHECK(test::open_descriptors() == before);
 }

@@ -6,6 +6,7 @@
 // assertions run on both backends.
 #pragma once
 
+#include <dirent.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -151,6 +152,18 @@ class WaitableCounter {
   mutable std::condition_variable changed_;
   long value_;
 };
+
+/// Descriptors open in this process right now: leak checks compare it before and after.
+inline int open_descriptors() {
+  int count = 0;
+  DIR* directory = opendir("/proc/self/fd");
+  REQUIRE(directory != nullptr);
+  while (const dirent* entry = readdir(directory)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  closedir(directory);
+  return count - 1;  // the directory's own descriptor
+}
 
 /// A non-blocking pipe that closes itself.
 class Pipe {
