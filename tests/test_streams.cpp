@@ -265,7 +265,7 @@ TEST_CASE("a second write before drain() of a copy=false buffer raises and loses
   });
 }
 
-TEST_CASE("drain() with nothing queued still yields to other tasks") {
+TEST_CASE("drain() with nothing queued still yields to other tasks (round-robin)") {
   test::fresh_loop();
   auto [device, stream] = device_stream();
   test::Log log;
@@ -402,4 +402,27 @@ TEST_CASE("copies of a Stream share one device and its buffers") {
     writer.drain();
   });
   CHECK(device->written == "out");
+}
+
+TEST_CASE("drain() after a complete write resumes as I/O: first in fast-I/O mode, in turn otherwise") {
+  for (const bool fast_io : {false, true}) {
+    CAPTURE(fast_io);
+    test::fresh_loop();
+    auto [device, stream] = device_stream();
+    test::Log log;
+    asyncio::run([&, &stream = stream] {
+      asyncio::roundrobin(!fast_io);
+      auto other = asyncio::create_task([&] { log.push_back("pending task"); });
+      stream.write("reply");  // the device takes it all: drain() has nothing left to write
+      stream.drain();
+      log.push_back("after drain");
+      asyncio::await(other);
+    });
+    CHECK(device->written == "reply");
+    if (fast_io) {
+      CHECK(log == test::Log{"after drain", "pending task"});
+    } else {
+      CHECK(log == test::Log{"pending task", "after drain"});
+    }
+  }
 }

@@ -115,7 +115,9 @@ class Loop {
   /// cancelled (then throws CancelledError). Returns why it was woken.
   detail::WakeReason suspend(Micros deadline = -1);
   /// sleep_ms(0): queue the current task behind every task already due, run the others.
-  void yield_now();
+  /// With `as_io`, queue it as a task whose I/O is ready instead: in fast-I/O mode it goes
+  /// before the pending tasks (Stream::drain() with its output already written).
+  void yield_now(bool as_io = false);
   /// Wakes a suspended task at normal priority (an Event, a Lock, a finished task).
   void wake(detail::TaskRecord* task, detail::WakeReason reason);
   /// Wakes a task whose I/O is ready: queued first in fast-I/O mode (SPEC S2).

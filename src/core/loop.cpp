@@ -401,13 +401,17 @@ WakeReason Loop::suspend(Micros deadline) {
   return me->wake_reason;
 }
 
-void Loop::yield_now() {
+void Loop::yield_now(bool as_io) {
   TaskRecord* me = current_;
   if (!me) throw RuntimeError("sleep: called outside a task");
   raise_pending_cancel(me);
   // Timers that fell due must queue ahead of us: we go behind every task already due (S1).
   if (!timers_.empty()) advance_timers();
-  ready_.push_due(me, now_);
+  if (as_io) {
+    ready_.push_io(me, now_);
+  } else {
+    ready_.push_due(me, now_);
+  }
   run_others(me);
   raise_pending_cancel(me);
 }

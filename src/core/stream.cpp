@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "asyncio/funcs.hpp"
+#include "asyncio/loop.hpp"
 
 namespace asyncio {
 namespace {
@@ -109,7 +110,10 @@ class StreamState {
   void drain() {
     check_open("drain");
     if (!output_pending()) {
-      sleep_ms(0);  // MicroPython's drain() always yields
+      // MicroPython's drain() always yields. The seed's drain() waited on the poller for a
+      // writable stream, so in fast-I/O mode it resumed as an I/O task; so does this one:
+      // a reply already written does not put its task behind every pending task.
+      get_event_loop().yield_now(true);
       return;
     }
     while (queued_offset_ < queued_.size()) {
