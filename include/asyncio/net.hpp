@@ -49,12 +49,14 @@ void abort_io(int fd, int error);
 /// Connects to host:port (IPv4 or IPv6; a name is resolved on a helper thread while the loop
 /// runs other tasks) and returns the stream twice, as `reader, writer = await
 /// open_connection(...)`: `auto [reader, writer] = asyncio::open_connection("localhost", 80);`.
-/// Tries each resolved address in turn; raises OSError (ECONNREFUSED, ETIMEDOUT, a resolver
-/// error as OSError(EHOSTUNREACH) with its text…) from the last one.
+/// Tries each resolved address in turn; raises OSError (ECONNREFUSED, ETIMEDOUT…) from the
+/// last one, or resolve()'s error.
 std::pair<Stream, Stream> open_connection(const std::string& host, std::uint16_t port);
 
 /// Resolves host:port for a stream socket without blocking the loop; numeric addresses are
-/// parsed in place, names on a helper thread. OSError on failure (text from gai_strerror).
+/// parsed in place, names on a helper thread. A failure is OSError with gai_strerror's text
+/// and an errno to test: ENOENT (no such name), EAGAIN (try again later), EINVAL (anything
+/// else), or the system's errno.
 struct ResolvedAddress {
   int family;
   std::vector<std::byte> address;  // a sockaddr_in or sockaddr_in6
@@ -90,7 +92,10 @@ class Server {
 /// port 0 picks a free port (Server::port()). The stream closes when the callback returns and
 /// the last copy of it is gone. An exception from a callback goes to the loop's exception
 /// handler; the server goes on. Address in use and the like raise OSError here.
+/// `backlog` defaults to 4096, as Boost.Asio's SOMAXCONN (the kernel caps it at
+/// net.core.somaxconn): with a short queue, a burst of connects overflows it and the kernel
+/// answers with SYN cookies or drops, which a client sees as resets or 1 s retries.
 Server start_server(std::function<void(Stream reader, Stream writer)> callback,
-                    const std::string& host, std::uint16_t port, int backlog = 128);
+                    const std::string& host, std::uint16_t port, int backlog = 4096);
 
 }  // namespace asyncio
