@@ -1,6 +1,8 @@
 // Pollable devices (SPEC S9): a user type answering a non-blocking poll(events), polled with
 // the rest of the I/O at every task switch. A task woken by a pollable is I/O-woken (the seed's
 // timer_test relies on it for its fast-I/O latency).
+#include <sys/resource.h>
+
 #include <optional>
 #include <stdexcept>
 
@@ -258,4 +260,29 @@ TEST_CASE("a pollable waiter coexists with timers and file descriptors") {
     asyncio::gather(device_waiter, pipe_waiter, sleeper);
   });
   CHECK(log == Log{"sleep", "device", "pipe"});
+}
+
+TEST_CASE("a task waiting only on a pollable, with no timer pending, does not spin the loop") {
+  // Regression: the wait deadline came from a stale clock reading, so the loop polled in a
+  // tight loop; a 200 ms wait burnt ~125 ms of CPU. Polling every 1 ms costs a few ms.
+  test::fresh_loop();
+  MillisecTimer timer;
+  rusage before{}, after{};
+  getrusage(RUSAGE_THREAD, &before);
+  asyncio::run([&] {
+    timer.start(200);
+    asyncio::wait_pollable(timer, asyncio::POLL_RD);
+  });
+  getrusage(RUSAGE_THREAD, &after);
+  const auto cpu_us = [](const rusage& usage) {
+    return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000L + usage.ru_utime.tv_usec +
+           usage.ru_stime.tv_usec;
+  };
+  const long used_us = cpu_us(after) - cpu_us(before);
+  CAPTURE(used_us);
+  CAPTURE(timer.polls);
+  CHECK(timer.polls < 2'000);  // about one poll per Loop::kPollableIntervalUs, not millions
+  // Generous: ~10 ms measured with the loop's set-up, the spin used ~125 ms. Sanitizers
+  // multiply CPU time, so there only the poll count decides.
+  if (!ASYNCIO_TEST_SANITIZED) CHECK(used_us < 60'000);
 }
