@@ -34,6 +34,7 @@
 #include <string_view>
 
 #include "demo_util.hpp"
+#include "run_example.hpp"
 
 namespace {
 
@@ -228,12 +229,5 @@ void run_server(const Flags& flags) {
 
 int main(int argc, char** argv) {
   const Flags flags = parse_flags(argc, argv);
-  try {
-    asyncio::new_event_loop(asyncio::Loop::Options{.backend = flags.backend});
-    asyncio::run(run_server, flags);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "echo_server: %s\n", error.what());
-    return 1;
-  }
-  return 0;
+  return demo::run_example("echo_server", flags.backend, run_server, flags);
 }

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "demo_util.hpp"
+#include "run_example.hpp"
 
 namespace {
 
@@ -221,12 +222,5 @@ void uart_test(const Flags& flags) {
 
 int main(int argc, char** argv) {
   const Flags flags = parse_flags(argc, argv);
-  try {
-    asyncio::new_event_loop(asyncio::Loop::Options{.backend = flags.backend});
-    asyncio::run(uart_test, flags);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "uart_test: %s\n", error.what());
-    return 1;
-  }
-  return 0;
+  return demo::run_example("uart_test", flags.backend, uart_test, flags);
 }
