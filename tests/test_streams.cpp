@@ -426,3 +426,24 @@ TEST_CASE("drain() after a complete write resumes as I/O: first in fast-I/O mode
     }
   }
 }
+
+TEST_CASE("writes from another task while a drain waits are sent after it, in order") {
+  // The waiting drain must not keep a view of the queued output across its wait: the second
+  // write grows the queue (moving its bytes), and the drain then resumes from the new place.
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  const std::string first = pattern(4 << 20, 5);
+  const std::string second = pattern(16 << 20, 9);
+  std::string got;
+  asyncio::run([&, &a = a, &b = b] {
+    a.write(first);
+    auto drainer = asyncio::create_task([&] { a.drain(); });
+    asyncio::sleep_ms(5);  // the drain waits on a full socket
+    a.write(second);       // appended behind the queued rest of `first`
+    auto consumer = asyncio::create_task([&] { got = b.readexactly(first.size() + second.size()); });
+    asyncio::await(drainer);
+    asyncio::await(consumer);
+  });
+  CHECK(got.size() == first.size() + second.size());
+  CHECK(got == first + second);
+}

@@ -147,12 +147,14 @@ class StreamState {
     }
     return done;
   }
+  /// Writes what the device takes, or waits until it can take more and returns 0. It never
+  /// writes after a wait: another task may have appended to `queued_` meanwhile (moving its
+  /// bytes), so the caller takes a fresh view of the output first.
   std::size_t write_or_wait(std::span<const std::byte> buf) {
-    for (;;) {
-      const std::ptrdiff_t n = device_->write_some(buf);
-      if (n > 0) return static_cast<std::size_t>(n);
-      wait(POLL_WR, "drain");
-    }
+    const std::ptrdiff_t n = device_->write_some(buf);
+    if (n > 0) return static_cast<std::size_t>(n);
+    wait(POLL_WR, "drain");
+    return 0;
   }
   /// The device's wait, with a clear error when close() ended it.
   void wait(unsigned events, const char* operation) {
