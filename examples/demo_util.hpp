@@ -105,6 +105,11 @@ struct Options {
   std::string backend;  // empty: ASYNCIO_BACKEND, then auto (see asyncio::Loop::Options)
 };
 
+/// The values every example's --backend accepts (asyncio::Loop::Options::backend).
+inline bool is_backend_name(std::string_view value) {
+  return value == "epoll" || value == "uring" || value == "auto";
+}
+
 [[noreturn]] inline void usage_error(const char* usage, const std::string& message) {
   std::fprintf(stderr, "%s\nusage: %s\n", message.c_str(), usage);
   std::exit(2);
@@ -134,9 +139,7 @@ Options parse_options(int argc, char** argv, const char* usage, ExtraFlag&& extr
       }
       options.iterations = static_cast<int>(count);
     } else if (flag == "--backend") {
-      if (value != "epoll" && value != "uring" && value != "auto") {
-        usage_error(usage, "--backend must be epoll, uring or auto");
-      }
+      if (!is_backend_name(value)) usage_error(usage, "--backend must be epoll, uring or auto");
       options.backend = value;
     } else if (!extra(flag, value)) {
       usage_error(usage, "unknown flag: " + std::string(flag));

@@ -94,7 +94,7 @@ Flags parse_flags(int argc, char** argv) {
       }
       flags.backlog = static_cast<int>(backlog);
     } else if (flag == "--backend") {
-      if (value != "auto" && value != "uring" && value != "epoll") {
+      if (!demo::is_backend_name(value)) {
         usage_error("--backend must be auto, uring or epoll, not '" + value + "'");
       }
       flags.backend = value;

@@ -98,7 +98,7 @@ Flags parse_flags(int argc, char** argv) {
       flags.period_ms = parse_count(flag, argv[++i], 0, 3'600'000);
     } else if (flag == "--backend") {
       const std::string value = argv[++i];
-      if (value != "auto" && value != "uring" && value != "epoll") {
+      if (!demo::is_backend_name(value)) {
         usage_error("--backend must be auto, uring or epoll, not '" + value + "'");
       }
       flags.backend = value;
