@@ -30,8 +30,13 @@ constexpr int kBacklog = 1024;
 
 class AsioEchoServer {
  public:
+  /// How the server thread runs the context: blocking in run() (the reference server), or
+  /// spinning on poll() (echo_under_load's floor: a thread as busy as the loaded asyncio
+  /// server's, that answers each request the moment it arrives).
+  enum class Mode { kRun, kBusyPoll };
+
   /// Listens on 127.0.0.1, a free port, and serves on its own thread until destroyed.
-  AsioEchoServer()
+  explicit AsioEchoServer(Mode mode = Mode::kRun)
       : context_(1),  // one thread runs it
         acceptor_(context_) {
     using boost::asio::ip::tcp;
@@ -42,9 +47,16 @@ class AsioEchoServer {
     acceptor_.listen(kBacklog);
     port_ = acceptor_.local_endpoint().port();
     accept();
-    thread_ = std::thread([this] { context_.run(); });
+    if (mode == Mode::kBusyPoll) {
+      thread_ = std::thread([this] {
+        while (!stopping_.load(std::memory_order_relaxed)) context_.poll();
+      });
+    } else {
+      thread_ = std::thread([this] { context_.run(); });
+    }
   }
   ~AsioEchoServer() {
+    stopping_.store(true);
     context_.stop();
     thread_.join();
   }
@@ -114,6 +126,7 @@ class AsioEchoServer {
   boost::asio::io_context context_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 
