@@ -9,6 +9,7 @@
 #include "asyncio/loop.hpp"
 #include "asyncio/net.hpp"
 #include "asyncio/pollable.hpp"
+#include "asyncio/queue.hpp"
 #include "asyncio/stream.hpp"
 #include "asyncio/task.hpp"
 #include "asyncio/threadsafe_flag.hpp"

@@ -36,6 +36,20 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Queue::get_nowait() on a queue with no item to take (CPython's asyncio.QueueEmpty).
+class QueueEmpty : public std::runtime_error {
+ public:
+  QueueEmpty() : std::runtime_error("QueueEmpty") {}
+  using std::runtime_error::runtime_error;
+};
+
+/// Queue::put_nowait() on a queue with no free slot (CPython's asyncio.QueueFull).
+class QueueFull : public std::runtime_error {
+ public:
+  QueueFull() : std::runtime_error("QueueFull") {}
+  using std::runtime_error::runtime_error;
+};
+
 /// An operating-system error: carries errno (code().value()) and its text.
 class OSError : public std::system_error {
  public:

@@ -1,17 +1,9 @@
 // Event and Lock (SPEC S6; MicroPython's event.py and lock.py). Loop thread only.
 #pragma once
 
-#include "asyncio/detail/intrusive_list.hpp"
-#include "asyncio/detail/task_record.hpp"
+#include "asyncio/detail/wait_queue.hpp"
 
 namespace asyncio {
-
-namespace detail {
-/// A task parked on a wait list; lives in the waiting task's frame.
-struct TaskWaitNode : ListNode {
-  TaskRecord* task = nullptr;
-};
-}  // namespace detail
 
 class Event {
  public:
@@ -28,7 +20,7 @@ class Event {
 
  private:
   bool flag_ = false;
-  detail::List waiters_;
+  detail::WaitQueue waiters_;
 };
 
 /// A mutual-exclusion lock with FIFO hand-over: release() passes the lock to the oldest waiter.
@@ -54,7 +46,7 @@ class Lock {
 
  private:
   bool locked_ = false;
-  detail::List waiters_;
+  detail::WaitQueue waiters_;
 };
 
 }  // namespace asyncio

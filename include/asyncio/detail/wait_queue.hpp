@@ -1,0 +1,64 @@
+// A FIFO of parked tasks: the one waiting mechanism behind Event, Lock, Queue, Semaphore and
+// Condition. Loop thread only.
+#pragma once
+
+#include "asyncio/detail/intrusive_list.hpp"
+#include "asyncio/detail/task_record.hpp"
+#include "asyncio/loop.hpp"
+
+namespace asyncio::detail {
+
+/// A task parked on a wait list; lives in the waiting task's frame.
+struct TaskWaitNode : ListNode {
+  TaskRecord* task = nullptr;
+};
+
+/// The running task; RuntimeError naming `what` when called outside a task.
+TaskRecord* running_task(const char* what);
+
+class WaitQueue {
+ public:
+  bool empty() const { return waiters_.empty(); }
+
+  /// Parks the current task until wake_one() or wake_all() picks it. If it is cancelled
+  /// instead, the CancelledError propagates; if a wake-up had already been handed to it (it
+  /// was woken, then cancelled before it ran), `pass_on()` runs first so that the wake-up is
+  /// not lost: a primitive that hands something over passes it to the next waiter there.
+  template <class PassOn>
+  void wait(const char* what, PassOn&& pass_on) {
+    TaskWaitNode node;
+    node.task = running_task(what);
+    waiters_.push_back(&node);
+    try {
+      node.task->loop->suspend();
+    } catch (...) {
+      // Still linked: nobody woke us. Unlinked: a waker popped us and counts on us.
+      if (node.linked()) {
+        node.unlink();
+      } else {
+        pass_on();
+      }
+      throw;
+    }
+  }
+  void wait(const char* what) {
+    wait(what, [] {});
+  }
+
+  /// Wakes the oldest waiter; false if there is none.
+  bool wake_one() {
+    auto* node = static_cast<TaskWaitNode*>(waiters_.pop_front());
+    if (!node) return false;
+    node->task->loop->wake(node->task, WakeReason::kEvent);
+    return true;
+  }
+  void wake_all() {
+    while (wake_one()) {
+    }
+  }
+
+ private:
+  List waiters_;
+};
+
+}  // namespace asyncio::detail
