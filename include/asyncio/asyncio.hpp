@@ -11,5 +11,6 @@
 #include "asyncio/pollable.hpp"
 #include "asyncio/queue.hpp"
 #include "asyncio/stream.hpp"
+#include "asyncio/sync.hpp"
 #include "asyncio/task.hpp"
 #include "asyncio/threadsafe_flag.hpp"

@@ -1,0 +1,97 @@
+// Semaphore, BoundedSemaphore, Condition, Barrier: CPython's asyncio synchronisation
+// primitives beyond MicroPython's Event and Lock. Loop thread only.
+#pragma once
+
+#include <cstddef>
+
+#include "asyncio/detail/wait_queue.hpp"
+#include "asyncio/errors.hpp"
+#include "asyncio/event.hpp"
+
+namespace asyncio {
+
+/// A counter of free units with FIFO hand-over: release() passes its unit straight to the
+/// oldest waiter, so a task that arrives later cannot take it first. Lockable, so
+/// std::lock_guard works.
+class Semaphore {
+ public:
+  /// ValueError if `value` is negative.
+  explicit Semaphore(int value = 1);
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  /// True if acquire() would wait.
+  bool locked() const { return value_ == 0; }
+  /// Units free now (units handed to woken waiters are not).
+  int value() const { return value_; }
+  /// Takes a unit, waiting in FIFO order while there is none.
+  void acquire();
+  /// Returns a unit: to the oldest waiter, or to the counter.
+  void release();
+
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  bool try_lock();
+
+ protected:
+  /// Checked by release() before it returns a unit to the counter.
+  virtual void check_release() const {}
+  int value_;
+
+ private:
+  detail::WaitQueue waiters_;
+};
+
+/// A Semaphore whose release() raises ValueError if it would raise the count above the
+/// initial value.
+class BoundedSemaphore : public Semaphore {
+ public:
+  explicit BoundedSemaphore(int value = 1) : Semaphore(value), bound_(value) {}
+
+ private:
+  void check_release() const override;
+  int bound_;
+};
+
+/// A condition variable bound to a Lock: its own, or one passed in (which must outlive it).
+/// Lockable, so std::unique_lock works.
+class Condition {
+ public:
+  Condition() : lock_(own_lock_) {}
+  explicit Condition(Lock& lock) : lock_(lock) {}
+  Condition(const Condition&) = delete;
+  Condition& operator=(const Condition&) = delete;
+
+  bool locked() const { return lock_.locked(); }
+  void acquire() { lock_.acquire(); }
+  void release() { lock_.release(); }
+  void lock() { lock_.acquire(); }
+  void unlock() { lock_.release(); }
+  bool try_lock() { return lock_.try_lock(); }
+
+  /// Releases the lock, waits for notify(), re-acquires the lock and returns. The lock is
+  /// held again when wait() returns or throws, even when the task is cancelled (the
+  /// CancelledError is raised once the lock is back). RuntimeError if the lock is not held.
+  void wait();
+  /// Waits until `predicate()` is true; returns its last value. Same lock rules as wait().
+  template <class Predicate>
+  auto wait_for(Predicate predicate) {
+    auto result = predicate();
+    while (!result) {
+      wait();
+      result = predicate();
+    }
+    return result;
+  }
+  /// Wakes up to `n` waiters, oldest first. RuntimeError if the lock is not held.
+  void notify(std::size_t n = 1);
+  void notify_all();
+
+ private:
+  void wake(std::size_t n);
+  Lock own_lock_;
+  Lock& lock_;
+  detail::WaitQueue waiters_;
+};
+
+}  // namespace asyncio

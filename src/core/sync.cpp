@@ -1,0 +1,74 @@
+// Semaphore, BoundedSemaphore, Condition (CPython's asyncio.locks), on detail::WaitQueue.
+#include "asyncio/sync.hpp"
+
+#include <exception>
+
+namespace asyncio {
+
+Semaphore::Semaphore(int value) : value_(value) {
+  if (value < 0) throw ValueError("Semaphore: initial value must be >= 0");
+}
+
+void Semaphore::acquire() {
+  // value_ > 0 implies nobody waits: release() hands its unit to a waiter before counting it.
+  if (value_ > 0) {
+    --value_;
+    return;
+  }
+  // Woken, then cancelled before running: release() had handed us a unit; pass it on.
+  waiters_.wait("Semaphore.acquire", [this] { release(); });
+}
+
+void Semaphore::release() {
+  check_release();
+  if (!waiters_.wake_one()) ++value_;
+}
+
+bool Semaphore::try_lock() {
+  if (value_ == 0) return false;
+  --value_;
+  return true;
+}
+
+void BoundedSemaphore::check_release() const {
+  if (value_ >= bound_) throw ValueError("BoundedSemaphore.release: released too many times");
+}
+
+void Condition::wait() {
+  if (!lock_.locked()) throw RuntimeError("Condition.wait: lock is not acquired");
+  lock_.release();
+  std::exception_ptr error;
+  try {
+    // Woken by notify(), then cancelled before running: wake another waiter in our place.
+    waiters_.wait("Condition.wait", [this] { wake(1); });
+  } catch (...) {
+    error = std::current_exception();
+  }
+  // As CPython: the caller holds the lock again whatever happened; a cancellation that comes
+  // while re-acquiring is kept and raised once the lock is ours.
+  for (;;) {
+    try {
+      lock_.acquire();
+      break;
+    } catch (const CancelledError&) {
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+void Condition::notify(std::size_t n) {
+  if (!lock_.locked()) throw RuntimeError("Condition.notify: lock is not acquired");
+  wake(n);
+}
+
+void Condition::notify_all() {
+  if (!lock_.locked()) throw RuntimeError("Condition.notify_all: lock is not acquired");
+  waiters_.wake_all();
+}
+
+void Condition::wake(std::size_t n) {
+  while (n > 0 && waiters_.wake_one()) --n;
+}
+
+}  // namespace asyncio
