@@ -13,4 +13,6 @@
 #include "asyncio/stream.hpp"
 #include "asyncio/sync.hpp"
 #include "asyncio/task.hpp"
+#include "asyncio/task_group.hpp"
 #include "asyncio/threadsafe_flag.hpp"
+#include "asyncio/timeout.hpp"

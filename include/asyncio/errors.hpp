@@ -1,6 +1,7 @@
 // Exceptions raised by the library (SPEC S7, S11).
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -16,6 +17,17 @@ class CancelledError {
  public:
   const char* what() const noexcept { return "CancelledError"; }
 };
+
+namespace detail {
+/// What a timeout() scope's expiry raises at the task's suspension point: a CancelledError (so
+/// every wait unwinds as for cancel()) that names the deadline, so that the scope that set it
+/// can tell its own expiry from a cancel() and turn it into TimeoutError.
+class DeadlineExpired : public CancelledError {
+ public:
+  explicit DeadlineExpired(std::int64_t deadline) : deadline(deadline) {}
+  std::int64_t deadline;  // absolute µs on the loop's clock
+};
+}  // namespace detail
 
 /// wait_for()/wait_for_ms()/timeout() ran out of time.
 class TimeoutError : public std::runtime_error {

@@ -135,6 +135,24 @@ T wait_for(const Task<T>& task, std::chrono::duration<Rep, Period> timeout) {
   return task.result();
 }
 
+/// CPython's `await shield(task)`: waits for `task` and returns its value or rethrows its
+/// exception, but cancelling the caller (or a timeout() scope expiring in it) raises
+/// CancelledError (or TimeoutError) in the caller only: `task` runs on. Its outcome then goes
+/// to whoever awaits it later; an exception nobody retrieves goes to the loop's exception
+/// handler (CPython marks it retrieved silently).
+template <class T>
+T shield(const Task<T>& task) {
+  detail::await_task(task.record_pointer(), -1, false);
+  return task.result();
+}
+
+/// shield on a callable: runs it as a new task first (Python's shield(coro)).
+template <class F>
+  requires std::invocable<std::decay_t<F>>
+auto shield(F&& function) {
+  return shield(create_task(std::forward<F>(function)));
+}
+
 /// wait_for on a callable: runs it as a new task first (Python's wait_for(coro, t)).
 template <class F>
   requires std::invocable<std::decay_t<F>>

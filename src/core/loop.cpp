@@ -371,6 +371,14 @@ inline void Loop::raise_pending_cancel(TaskRecord* me) {
   throw CancelledError{};
 }
 
+/// A timeout() scope's deadline passed while `me` waited (or yielded). The scope is disarmed
+/// until the scope that set it has seen the expiry: unwinding and cleanup may wait again.
+[[noreturn]] static void raise_scope_expiry(TaskRecord* me) {
+  const Micros deadline = me->scope_deadline;
+  me->scope_deadline = -1;
+  throw detail::DeadlineExpired(deadline);
+}
+
 inline void Loop::run_others(TaskRecord* me) {
   TaskRecord* next = pick_next();
   if (next != me) {
@@ -386,6 +394,10 @@ WakeReason Loop::suspend(Micros deadline) {
   raise_pending_cancel(me);
   me->state = TaskState::kSuspended;
   me->wake_reason = WakeReason::kNone;
+  // An armed timeout() scope that ends before the caller's own deadline takes its place; its
+  // timer firing is then the scope's expiry, not the caller's timeout.
+  const bool scope_first = me->scope_deadline >= 0 && (deadline < 0 || me->scope_deadline < deadline);
+  if (scope_first) deadline = me->scope_deadline;
   if (deadline >= 0) {
     if (deadline <= now_) {
       me->wake_reason = WakeReason::kTimeout;
@@ -398,6 +410,7 @@ WakeReason Loop::suspend(Micros deadline) {
   }
   run_others(me);
   raise_pending_cancel(me);
+  if (scope_first && me->wake_reason == WakeReason::kTimeout) raise_scope_expiry(me);
   return me->wake_reason;
 }
 
@@ -414,6 +427,8 @@ void Loop::yield_now(bool as_io) {
   }
   run_others(me);
   raise_pending_cancel(me);
+  // A task that only yields never sleeps on a timer: compare the clock itself.
+  if (me->scope_deadline >= 0 && refresh_time() >= me->scope_deadline) raise_scope_expiry(me);
 }
 
 void Loop::wake(TaskRecord* task, WakeReason reason) {

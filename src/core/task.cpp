@@ -36,16 +36,32 @@ WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel) {
   node.waiter = me;
   task->done_callbacks.push_back(&node);
   if (forward_cancel) me->awaiting = task;
-  WakeReason reason;
-  try {
-    reason = loop.suspend(deadline);
-  } catch (...) {
+  auto stop_waiting = [&] {
     me->awaiting = nullptr;
     node.unlink();
-    throw;
+  };
+  WakeReason reason;
+  std::exception_ptr expired;
+  for (;;) {
+    try {
+      reason = loop.suspend(deadline);
+      break;
+    } catch (const DeadlineExpired&) {
+      if (!forward_cancel || expired) {
+        stop_waiting();
+        throw;
+      }
+      // A timeout() scope expired in the awaiter: as with cancel(), the awaited task is
+      // cancelled and awaited; if it ends cancelled, the awaiter raises the scope's expiry.
+      expired = std::current_exception();
+      loop.cancel(task);
+    } catch (...) {
+      stop_waiting();
+      throw;
+    }
   }
-  me->awaiting = nullptr;
-  node.unlink();
+  stop_waiting();
+  if (expired && task->cancelled) std::rethrow_exception(expired);
   return reason;
 }
 

@@ -57,6 +57,7 @@ struct TaskRecord : Fiber {
   int io_error = 0;                    // errno delivered with an I/O wake-up (0: none)
   int references = 0;                  // handles + the loop while not done
   TaskRecord* awaiting = nullptr;      // the task this one awaits: cancel() forwards to it
+  Micros scope_deadline = -1;          // earliest armed timeout() scope deadline (-1: none)
   std::exception_ptr error;
   List done_callbacks;                 // DoneCallback nodes: awaiters, gather
   LiveLink live_link;                  // in Loop's list of tasks not yet done

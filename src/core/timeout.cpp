@@ -1,0 +1,18 @@
+// timeout() scopes: arming and restoring the task's deadline (the expiry is raised by
+// Loop::suspend() and Loop::yield_now()).
+#include "asyncio/timeout.hpp"
+
+#include "asyncio/detail/wait_queue.hpp"
+
+namespace asyncio::detail {
+
+TimeoutScope::TimeoutScope(Micros timeout) : task_(running_task("timeout")) {
+  deadline_ = task_->loop->refresh_time() + timeout;
+  outer_deadline_ = task_->scope_deadline;
+  // An outer scope that ends no later keeps its deadline armed; on a tie, owns() lets the
+  // innermost scope, which sees the expiry first, claim it.
+  const bool outer_first = outer_deadline_ >= 0 && outer_deadline_ <= deadline_;
+  task_->scope_deadline = outer_first ? outer_deadline_ : deadline_;
+}
+
+}  // namespace asyncio::detail
