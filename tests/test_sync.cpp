@@ -1,4 +1,4 @@
-// Semaphore, BoundedSemaphore, Condition (CPython's asyncio.locks).
+// Semaphore, BoundedSemaphore, Condition, Barrier (CPython's asyncio.locks).
 #include <algorithm>
 #include <mutex>
 
@@ -304,4 +304,93 @@ TEST_CASE("a task cancelled while re-acquiring the Condition's lock still ends u
     CHECK_FALSE(condition.locked());
   });
   CHECK(log == Log{"main releases", "cancelled, locked"});
+}
+
+TEST_CASE("a Barrier releases its parties together and returns their arrival indexes") {
+  test::fresh_loop();
+  Log log;
+  asyncio::run([&] {
+    asyncio::Barrier barrier(3);
+    CHECK(barrier.parties() == 3);
+    std::vector<asyncio::Task<int>> tasks;
+    for (int i = 0; i < 3; ++i) {
+      tasks.push_back(asyncio::create_task([&, i] {
+        asyncio::sleep_ms(i);
+        log.push_back(test::label("arrive ", i));
+        int index = barrier.wait();
+        log.push_back(test::label("pass ", i));
+        return index;
+      }));
+    }
+    asyncio::sleep_ms(1);
+    for (int i = 0; i < 3; ++i) CHECK(asyncio::await(tasks[i]) == i);
+    CHECK(barrier.n_waiting() == 0);
+    // The barrier is reusable: a second round.
+    auto again = asyncio::create_task([&] { return barrier.wait(); });
+    auto and_again = asyncio::create_task([&] { return barrier.wait(); });
+    asyncio::sleep_ms(1);
+    CHECK(barrier.n_waiting() == 2);
+    CHECK(barrier.wait() == 2);
+    CHECK(asyncio::await(again) == 0);
+    CHECK(asyncio::await(and_again) == 1);
+  });
+  // The last to arrive does not wait; the others pass once it has arrived.
+  CHECK(log == Log{"arrive 0", "arrive 1", "arrive 2", "pass 2", "pass 0", "pass 1"});
+}
+
+TEST_CASE("Barrier.abort breaks the barrier for waiting and later tasks; reset mends it") {
+  test::fresh_loop();
+  CHECK_THROWS_AS(asyncio::Barrier(0), asyncio::ValueError);
+  asyncio::run([] {
+    asyncio::Barrier barrier(3);
+    auto waiter = asyncio::create_task([&] { return barrier.wait(); });
+    asyncio::sleep_ms(1);
+    barrier.abort();
+    CHECK(barrier.broken());
+    CHECK_THROWS_AS(asyncio::await(waiter), asyncio::BrokenBarrierError);
+    CHECK_THROWS_AS(barrier.wait(), asyncio::BrokenBarrierError);
+    barrier.reset();
+    CHECK_FALSE(barrier.broken());
+
+    // reset() while tasks wait: they get BrokenBarrierError; the barrier is usable again.
+    auto early = asyncio::create_task([&] { return barrier.wait(); });
+    asyncio::sleep_ms(1);
+    barrier.reset();
+    CHECK_THROWS_AS(asyncio::await(early), asyncio::BrokenBarrierError);
+    CHECK(barrier.n_waiting() == 0);
+    auto a = asyncio::create_task([&] { return barrier.wait(); });
+    auto b = asyncio::create_task([&] { return barrier.wait(); });
+    asyncio::sleep_ms(1);
+    CHECK(barrier.wait() == 2);
+    a.wait();
+    b.wait();
+  });
+}
+
+TEST_CASE("a task cancelled while waiting at a Barrier leaves the round") {
+  test::fresh_loop();
+  asyncio::run([] {
+    asyncio::Barrier barrier(2);
+    auto leaver = asyncio::create_task([&] { return barrier.wait(); });
+    asyncio::sleep_ms(1);
+    CHECK(barrier.n_waiting() == 1);
+    leaver.cancel();
+    asyncio::sleep_ms(0);
+    CHECK(leaver.cancelled());
+    CHECK(barrier.n_waiting() == 0);
+    auto partner = asyncio::create_task([&] { return barrier.wait(); });
+    asyncio::sleep_ms(1);
+    CHECK_FALSE(partner.done());  // still needs a second party
+    CHECK(barrier.wait() == 1);
+    CHECK(asyncio::await(partner) == 0);
+
+    // Released, then cancelled before it runs: the round still completed for the others.
+    asyncio::Barrier pair(2);
+    auto released = asyncio::create_task([&] { return pair.wait(); });
+    asyncio::sleep_ms(1);
+    CHECK(pair.wait() == 1);
+    released.cancel();
+    CHECK_THROWS_AS(asyncio::await(released), asyncio::CancelledError);
+    CHECK(pair.n_waiting() == 0);
+  });
 }

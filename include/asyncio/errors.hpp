@@ -62,6 +62,14 @@ class QueueFull : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Barrier::wait() on a barrier that was aborted, or reset while the caller waited (CPython's
+/// asyncio.BrokenBarrierError, a RuntimeError).
+class BrokenBarrierError : public RuntimeError {
+ public:
+  BrokenBarrierError() : RuntimeError("BrokenBarrierError") {}
+  using RuntimeError::RuntimeError;
+};
+
 /// An operating-system error: carries errno (code().value()) and its text.
 class OSError : public std::system_error {
  public:

@@ -94,4 +94,37 @@ class Condition {
   detail::WaitQueue waiters_;
 };
 
+/// A barrier for a fixed number of tasks (CPython's asyncio.Barrier): each wait() blocks until
+/// `parties` tasks are waiting, then all of them return; the barrier is then ready for the
+/// next round. A task cancelled while waiting leaves the round (it no longer counts).
+class Barrier {
+ public:
+  /// ValueError if `parties` < 1.
+  explicit Barrier(int parties);
+  Barrier(const Barrier&) = delete;
+  Barrier& operator=(const Barrier&) = delete;
+
+  /// Waits for the round to fill; returns the caller's arrival index, 0 .. parties-1 (the last
+  /// to arrive gets parties-1 and does not wait). BrokenBarrierError if the barrier is broken
+  /// or breaks (abort(), reset()) while the caller waits.
+  int wait();
+  /// Breaks the barrier: waiting and future wait() calls raise BrokenBarrierError.
+  void abort();
+  /// Back to the empty, unbroken state; the tasks waiting now get BrokenBarrierError.
+  void reset();
+
+  int parties() const { return parties_; }
+  /// Tasks waiting in the current round.
+  int n_waiting() const { return count_; }
+  bool broken() const { return broken_; }
+
+ private:
+  /// Wakes every waiter, telling each whether the round broke.
+  void release_all(bool broken);
+  int parties_;
+  int count_ = 0;
+  bool broken_ = false;
+  detail::WaitQueue waiters_;
+};
+
 }  // namespace asyncio

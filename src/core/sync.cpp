@@ -1,4 +1,4 @@
-// Semaphore, BoundedSemaphore, Condition (CPython's asyncio.locks), on detail::WaitQueue.
+// Semaphore, BoundedSemaphore, Condition, Barrier (CPython's asyncio.locks), on detail::WaitQueue.
 #include "asyncio/sync.hpp"
 
 #include <exception>
@@ -69,6 +69,53 @@ void Condition::notify_all() {
 
 void Condition::wake(std::size_t n) {
   while (n > 0 && waiters_.wake_one()) --n;
+}
+
+namespace {
+/// A Barrier waiter; release_all() leaves the round's outcome in it.
+struct BarrierWaitNode : detail::TaskWaitNode {
+  bool broken = false;
+};
+}  // namespace
+
+Barrier::Barrier(int parties) : parties_(parties) {
+  if (parties < 1) throw ValueError("Barrier: parties must be >= 1");
+}
+
+int Barrier::wait() {
+  if (broken_) throw BrokenBarrierError("Barrier.wait: the barrier is broken");
+  const int index = count_++;
+  if (count_ == parties_) {
+    release_all(false);
+    return index;
+  }
+  BarrierWaitNode node;
+  bool released = false;
+  try {
+    // Released, then cancelled before running: the round is over for everyone; nothing to
+    // pass on, the CancelledError is the caller's alone.
+    waiters_.wait(node, "Barrier.wait", [&released] { released = true; });
+  } catch (...) {
+    if (!released) --count_;  // cancelled while waiting (or not in a task): leave the round
+    throw;
+  }
+  if (node.broken) throw BrokenBarrierError("Barrier.wait: the barrier broke while waiting");
+  return index;
+}
+
+void Barrier::abort() {
+  broken_ = true;
+  release_all(true);
+}
+
+void Barrier::reset() {
+  release_all(true);
+  broken_ = false;
+}
+
+void Barrier::release_all(bool broken) {
+  count_ = 0;
+  waiters_.wake_all([broken](detail::TaskWaitNode& node) { static_cast<BarrierWaitNode&>(node).broken = broken; });
 }
 
 }  // namespace asyncio

@@ -27,6 +27,14 @@ class WaitQueue {
   template <class PassOn>
   void wait(const char* what, PassOn&& pass_on) {
     TaskWaitNode node;
+    wait(node, what, pass_on);
+  }
+  void wait(const char* what) {
+    wait(what, [] {});
+  }
+  /// The same with the caller's node: a waker can leave an outcome in a derived node.
+  template <class PassOn>
+  void wait(TaskWaitNode& node, const char* what, PassOn&& pass_on) {
     node.task = running_task(what);
     waiters_.push_back(&node);
     try {
@@ -41,20 +49,26 @@ class WaitQueue {
       throw;
     }
   }
-  void wait(const char* what) {
-    wait(what, [] {});
-  }
 
-  /// Wakes the oldest waiter; false if there is none.
-  bool wake_one() {
+  /// Wakes the oldest waiter, after `before_wake(node)`; false if there is none.
+  template <class BeforeWake>
+  bool wake_one(BeforeWake&& before_wake) {
     auto* node = static_cast<TaskWaitNode*>(waiters_.pop_front());
     if (!node) return false;
+    before_wake(*node);
     node->task->loop->wake(node->task, WakeReason::kEvent);
     return true;
   }
-  void wake_all() {
-    while (wake_one()) {
+  bool wake_one() {
+    return wake_one([](TaskWaitNode&) {});
+  }
+  template <class BeforeWake>
+  void wake_all(BeforeWake&& before_wake) {
+    while (wake_one(before_wake)) {
     }
+  }
+  void wake_all() {
+    wake_all([](TaskWaitNode&) {});
   }
 
  private:
