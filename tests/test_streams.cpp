@@ -358,6 +358,43 @@ TEST_CASE("closing a stream wakes a task blocked reading it with OSError(EBADF)"
   CHECK(error == EBADF);
 }
 
+TEST_CASE("closing a stream over a pollable device wakes its blocked reader and writer") {
+  // The device's poll() never reports anything again: only the close can end the waits.
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->write_limit = 0;
+  int read_error = 0;
+  int drain_error = 0;
+  std::string read_message;
+  asyncio::run([&, &stream = stream] {
+    auto reader = asyncio::create_task([&] {
+      try {
+        stream.read(10);
+      } catch (const asyncio::OSError& e) {
+        read_error = e.error();
+        read_message = e.what();
+      }
+    });
+    auto writer = asyncio::create_task([&] {
+      try {
+        stream.write("blocked");
+        stream.drain();
+      } catch (const asyncio::OSError& e) {
+        drain_error = e.error();
+      }
+    });
+    asyncio::sleep_ms(5);
+    CHECK_FALSE(reader.done());
+    CHECK_FALSE(writer.done());
+    stream.close();
+    asyncio::wait_for_ms(reader, 1000);  // TimeoutError here would be the old hang
+    asyncio::wait_for_ms(writer, 1000);
+  });
+  CHECK(read_error == EBADF);
+  CHECK(drain_error == EBADF);
+  CHECK(read_message.find("closed while waiting") != std::string::npos);
+}
+
 TEST_CASE("end of stream from a closed peer, and write_eof half-closes a socket") {
   test::fresh_loop();
   auto [a, b] = socket_streams();

@@ -47,14 +47,24 @@ class StreamDevice {
   /// Releases the device. A task blocked in wait() gets OSError(EBADF) where the device can
   /// tell it; later calls raise OSError(EBADF) (the Stream checks).
   virtual void close() = 0;
+  /// Ends every wait() in progress with OSError(EBADF): Stream::close() calls it before
+  /// close(), so that a task blocked on the stream never waits on a closed device forever.
+  /// Default: nothing (FdDevice::close() wakes its waiters itself).
+  virtual void abort_waits() {}
 };
 
 /// A device the scheduler polls (SPEC S9) that is also a StreamDevice: implement poll(),
 /// read_some() and write_some(); wait() polls it with the rest of the I/O at every switch.
+/// Once the Stream over it is closed, a wait() in progress ends with OSError(EBADF) at the
+/// next switch, whatever poll() says.
 class PollableDevice : public StreamDevice, public Pollable {
  public:
-  void wait(unsigned events) override { wait_pollable(*this, events); }
+  void wait(unsigned events) override;
   void close() override {}
+  void abort_waits() override { aborted_ = true; }
+
+ private:
+  bool aborted_ = false;
 };
 
 /// Options of Stream::write(). `{.copy = false}` is asyncio_alt's write(buf, copy=False).

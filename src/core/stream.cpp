@@ -131,6 +131,7 @@ class StreamState {
     queued_offset_ = 0;
     borrowed_ = {};
     begin_ = end_ = 0;
+    device_->abort_waits();
     device_->close();
   }
 
@@ -189,6 +190,25 @@ class StreamState {
 };
 
 }  // namespace detail
+
+void PollableDevice::wait(unsigned events) {
+  // Polled through a guard that reports an error once abort_waits() was called: the device's
+  // own poll() may never answer again after close (a closed UART, a user's driver).
+  class Guard final : public Pollable {
+   public:
+    explicit Guard(PollableDevice& device) : device_(device) {}
+    unsigned poll(unsigned wanted) override {
+      return device_.aborted_ ? POLL_ERR : device_.poll(wanted);
+    }
+
+   private:
+    PollableDevice& device_;
+  };
+  if (aborted_) throw OSError(EBADF, "wait: the device is closed");
+  Guard guard(*this);
+  wait_pollable(guard, events);
+  if (aborted_) throw OSError(EBADF, "wait: the device was closed while waiting");
+}
 
 Stream::Stream(std::unique_ptr<StreamDevice> device) {
   if (!device) throw ValueError("Stream: null device");
