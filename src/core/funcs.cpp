@@ -11,9 +11,14 @@ using detail::TaskRecord;
 using detail::WakeReason;
 
 namespace {
-Loop& loop_with_task(const char* what) {
+[[noreturn, gnu::cold, gnu::noinline]] void throw_outside_task(const char* what) {
+  throw RuntimeError(std::string(what) + ": called outside a task");
+}
+
+/// Inline, with the message built out of line: sleep_ms(0) runs it at every switch.
+inline Loop& loop_with_task(const char* what) {
   Loop* loop = Loop::running();
-  if (!loop || !loop->current()) throw RuntimeError(std::string(what) + ": called outside a task");
+  if (!loop || !loop->current()) [[unlikely]] throw_outside_task(what);
   return *loop;
 }
 }  // namespace
