@@ -81,6 +81,24 @@ TEST_CASE("a timeout cuts a wait on an Event, a Lock, a Queue or a yielding loop
   });
 }
 
+TEST_CASE("a timeout cuts an I/O wait and a ThreadSafeFlag wait; both can be waited on again") {
+  test::fresh_loop();
+  asyncio::run([] {
+    test::Pipe pipe;
+    CHECK_THROWS_AS(asyncio::timeout_ms(5, [&] { asyncio::wait_readable(pipe.read_fd); }),
+                    asyncio::TimeoutError);
+    auto reader = asyncio::create_task([&] { return asyncio::wait_readable(pipe.read_fd); });
+    asyncio::sleep_ms(1);
+    pipe.write_byte();
+    CHECK((asyncio::await(reader) & asyncio::POLL_RD) != 0);
+
+    asyncio::ThreadSafeFlag flag;
+    CHECK_THROWS_AS(asyncio::timeout_ms(5, [&] { flag.wait(); }), asyncio::TimeoutError);
+    flag.set();
+    asyncio::timeout_ms(5'000, [&] { flag.wait(); });  // the set is seen: no second waiter error
+  });
+}
+
 TEST_CASE("a timeout cancels a task the body awaits, and leaves wait_for's own timeout alone") {
   test::fresh_loop();
   asyncio::run([] {
@@ -155,14 +173,14 @@ TEST_CASE("nested timeouts: the one whose deadline passed raises, the other is u
     CHECK_THROWS_AS(asyncio::timeout_ms(5,
                                         [&] {
                                           try {
-                                            asyncio::timeout_ms(5'000, [] { asyncio::sleep_ms(10'000); });
+                                            asyncio::timeout_ms(5'000,
+                                                                [] { asyncio::sleep_ms(10'000); });
                                           } catch (const asyncio::TimeoutError&) {
                                             log.push_back("wrong scope");
                                           }
                                           log.push_back("outer body went on");
                                         }),
                     asyncio::TimeoutError);
-
   });
   CHECK(log == Log{"inner timed out"});
 }
@@ -175,8 +193,9 @@ TEST_CASE("a negative timeout means no limit; timeout outside a task raises Runt
             asyncio::sleep_ms(5);
             return 3;
           }) == 3);
-    CHECK_THROWS_AS(asyncio::timeout(std::chrono::milliseconds(0), [] { asyncio::sleep_ms(10'000); }),
-                    asyncio::TimeoutError);
+    CHECK_THROWS_AS(
+        asyncio::timeout(std::chrono::milliseconds(0), [] { asyncio::sleep_ms(10'000); }),
+        asyncio::TimeoutError);
   });
 }
 
@@ -260,7 +279,9 @@ TEST_CASE("a failing task cancels the others and task_group rethrows that failur
   Log log;
   std::vector<std::string> reported;
   asyncio::get_event_loop().set_exception_handler(
-      [&](asyncio::Loop&, const asyncio::ExceptionContext& context) { reported.push_back(context.message); });
+      [&](asyncio::Loop&, const asyncio::ExceptionContext& context) {
+        reported.push_back(context.message);
+      });
   asyncio::run([&] {
     asyncio::Task<void> slow;
     try {
@@ -296,7 +317,8 @@ TEST_CASE("a failing task cancels the others and task_group rethrows that failur
   CHECK(reported[0].find("TaskGroup") != std::string::npos);
 }
 
-TEST_CASE("if the body throws, task_group cancels its tasks, waits, and rethrows the body's error") {
+TEST_CASE(
+    "if the body throws, task_group cancels its tasks, waits, and rethrows the body's error") {
   test::fresh_loop();
   Log log;
   asyncio::run([&] {
@@ -365,13 +387,14 @@ TEST_CASE("task_group refuses new tasks once finished or shutting down; a timeou
     CHECK(refused);
 
     asyncio::Task<void> member;
-    CHECK_THROWS_AS(asyncio::timeout_ms(5,
-                                        [&] {
-                                          asyncio::task_group([&](asyncio::TaskGroup& group) {
-                                            member = group.create_task([] { asyncio::sleep_ms(10'000); });
-                                          });
-                                        }),
-                    asyncio::TimeoutError);
+    CHECK_THROWS_AS(
+        asyncio::timeout_ms(5,
+                            [&] {
+                              asyncio::task_group([&](asyncio::TaskGroup& group) {
+                                member = group.create_task([] { asyncio::sleep_ms(10'000); });
+                              });
+                            }),
+        asyncio::TimeoutError);
     CHECK(member.cancelled());
   });
 }

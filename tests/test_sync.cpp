@@ -219,7 +219,8 @@ TEST_CASE("Condition.wait and notify without the lock raise RuntimeError") {
   });
 }
 
-TEST_CASE("a Condition waiter cancelled while waiting holds the lock again when it sees the error") {
+TEST_CASE(
+    "a Condition waiter cancelled while waiting holds the lock again when it sees the error") {
   test::fresh_loop();
   Log log;
   asyncio::run([&] {

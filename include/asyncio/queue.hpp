@@ -53,10 +53,12 @@ struct PriorityStore {
   bool greater(const T& a, const T& b) const { return less(b, a); }
   void push(T item) {
     items.push_back(std::move(item));
-    std::push_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return greater(a, b); });
+    std::push_heap(items.begin(), items.end(),
+                   [this](const T& a, const T& b) { return greater(a, b); });
   }
   T pop() {
-    std::pop_heap(items.begin(), items.end(), [this](const T& a, const T& b) { return greater(a, b); });
+    std::pop_heap(items.begin(), items.end(),
+                  [this](const T& a, const T& b) { return greater(a, b); });
     T item = std::move(items.back());
     items.pop_back();
     return item;
@@ -116,7 +118,8 @@ class BasicQueue {
   /// Marks one item taken by get() as processed. ValueError if called more times than items
   /// were put.
   void task_done() {
-    if (unfinished_ == 0) throw ValueError("Queue.task_done: called more times than items were put");
+    if (unfinished_ == 0)
+      throw ValueError("Queue.task_done: called more times than items were put");
     if (--unfinished_ == 0) finished_.set();
   }
   /// Waits until every item put so far has been marked done by task_done().

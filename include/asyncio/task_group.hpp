@@ -28,7 +28,8 @@ class TaskGroup {
   template <class F, class... Args>
   auto create_task(const TaskOptions& options, F&& function, Args&&... args) {
     check_open();
-    auto task = asyncio::create_task(options, std::forward<F>(function), std::forward<Args>(args)...);
+    auto task =
+        asyncio::create_task(options, std::forward<F>(function), std::forward<Args>(args)...);
     adopt(task);
     return task;
   }

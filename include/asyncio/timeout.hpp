@@ -4,6 +4,9 @@
 // The deadline lives in the task's record; Loop::suspend() sleeps no later than it and, when it
 // passes, raises detail::DeadlineExpired (a CancelledError) at the suspension point, so the body
 // unwinds exactly as for cancel(). The scope that armed the deadline turns it into TimeoutError.
+// Code that catches CancelledError inside the body must rethrow it with `throw;` (not a new
+// CancelledError), or the scope sees a plain cancellation and lets it through. A body that
+// never suspends is not interrupted (as in CPython).
 #pragma once
 
 #include <chrono>

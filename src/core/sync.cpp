@@ -115,7 +115,9 @@ void Barrier::reset() {
 
 void Barrier::release_all(bool broken) {
   count_ = 0;
-  waiters_.wake_all([broken](detail::TaskWaitNode& node) { static_cast<BarrierWaitNode&>(node).broken = broken; });
+  waiters_.wake_all([broken](detail::TaskWaitNode& node) {
+    static_cast<BarrierWaitNode&>(node).broken = broken;
+  });
 }
 
 }  // namespace asyncio
