@@ -376,11 +376,15 @@ TEST_CASE("task_group refuses new tasks once finished or shutting down; a timeou
     bool refused = false;
     CHECK_THROWS_AS(asyncio::task_group([&](asyncio::TaskGroup& group) {
                       group.create_task([]() { throw std::runtime_error("fails"); });
-                      asyncio::sleep_ms(1);  // the failure aborts the group
                       try {
-                        group.create_task([] {});
-                      } catch (const asyncio::RuntimeError&) {
-                        refused = true;
+                        asyncio::sleep_ms(1'000);  // the failure aborts the group, cancels us
+                      } catch (const asyncio::CancelledError&) {
+                        try {
+                          group.create_task([] {});
+                        } catch (const asyncio::RuntimeError&) {
+                          refused = true;
+                        }
+                        throw;
                       }
                     }),
                     std::runtime_error);
@@ -397,4 +401,45 @@ TEST_CASE("task_group refuses new tasks once finished or shutting down; a timeou
         asyncio::TimeoutError);
     CHECK(member.cancelled());
   });
+}
+
+TEST_CASE("a task failing while the body still runs cancels the body; the failure is raised") {
+  test::fresh_loop();
+  Log log;
+  asyncio::run([&] {
+    auto start = test::Clock::now();
+    try {
+      asyncio::task_group([&](asyncio::TaskGroup& group) {
+        group.create_task([] {
+          asyncio::sleep_ms(1);
+          throw std::runtime_error("failed");
+        });
+        try {
+          asyncio::sleep_ms(10'000);
+          log.push_back("body slept");
+        } catch (const asyncio::CancelledError&) {
+          log.push_back("body cancelled");
+          throw;
+        }
+      });
+    } catch (const std::runtime_error& error) {
+      log.push_back(std::string("caught ") + error.what());
+    }
+    CHECK(test::ms_since(start) < 5'000);
+
+    // The body is only queued (it yielded) when the member fails: the cancel surfaces there,
+    // and nothing is left pending for the task afterwards.
+    CHECK_THROWS_AS(asyncio::task_group([&](asyncio::TaskGroup& group) {
+                      group.create_task([]() { throw std::runtime_error("fails at once"); });
+                      auto start_spin = test::Clock::now();
+                      while (test::ms_since(start_spin) < 1) {
+                      }
+                      asyncio::sleep_ms(0);  // the member fails while we are queued
+                      log.push_back("body went on");
+                    }),
+                    std::runtime_error);
+    asyncio::sleep_ms(1);  // no stray CancelledError here
+    log.push_back("task goes on");
+  });
+  CHECK(log == Log{"body cancelled", "caught failed", "task goes on"});
 }

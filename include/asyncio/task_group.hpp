@@ -55,6 +55,8 @@ class TaskGroup {
   static void on_member_done(detail::DoneCallback* self, detail::TaskRecord* finished);
   /// Cancels every member still running (a failure, or the body or the caller ended early).
   void abort();
+  /// A member failed while the body runs: cancel the calling task too (CPython does).
+  void cancel_body();
   /// Waits for every member, then rethrows what ends the group: the body's exception, else the
   /// first member's failure, else a cancellation of the caller. Other failures go to the
   /// loop's exception handler.
@@ -64,6 +66,8 @@ class TaskGroup {
   std::list<Member> members_;  // a list: done-callback nodes must not move
   std::size_t running_ = 0;
   std::vector<std::exception_ptr> failures_;  // members' exceptions other than CancelledError
+  bool body_done_ = false;
+  bool body_cancelled_ = false;  // cancel_body() ran
   bool parent_waiting_ = false;
   bool aborting_ = false;
   bool closed_ = false;
@@ -74,8 +78,9 @@ class TaskGroup {
 /// them and rethrows that first failure; later failures go to the loop's exception handler
 /// (CPython raises an ExceptionGroup of all of them). If the body throws, the group's tasks are
 /// cancelled and waited for, then the body's exception is rethrown. A cancel() of the caller
-/// while it waits cancels the group's tasks too. Unlike CPython, a failing task does not
-/// cancel the body: the body runs to its end first. Returns the body's value.
+/// while it waits cancels the group's tasks too. As in CPython, a failure while the body still
+/// runs also cancels the body (the calling task) at its suspension point; that CancelledError
+/// does not leave the group, the failure does. Returns the body's value.
 template <class F>
 std::invoke_result_t<F&, TaskGroup&> task_group(F&& body) {
   using Result = std::invoke_result_t<F&, TaskGroup&>;

@@ -27,6 +27,7 @@ void TaskGroup::on_member_done(detail::DoneCallback* self, detail::TaskRecord* f
   if (finished->error && !finished->cancelled) {
     group.failures_.push_back(finished->error);
     group.abort();
+    group.cancel_body();
   }
   if (group.running_ == 0 && group.parent_waiting_) {
     group.parent_->loop->wake(group.parent_, detail::WakeReason::kEvent);
@@ -38,7 +39,18 @@ void TaskGroup::abort() {
   for (Member& member : members_) member.task.cancel();  // false for those already done
 }
 
+void TaskGroup::cancel_body() {
+  if (body_done_ || body_cancelled_) return;
+  body_cancelled_ = true;
+  // A member fails only while the caller is parked (one thread), so the cancellation surfaces
+  // at that suspension point, or in the task the caller awaits (cancel() forwards to it). A
+  // cancel() from outside at the same moment merges with this one; CPython counts cancel
+  // requests to tell them apart. Either way the failure is what the group raises.
+  parent_->loop->cancel(parent_);
+}
+
 void TaskGroup::finish(std::exception_ptr body_error) {
+  body_done_ = true;
   if (body_error) abort();
   std::exception_ptr cancelled;  // the caller was cancelled while waiting
   while (running_ > 0) {
@@ -53,7 +65,6 @@ void TaskGroup::finish(std::exception_ptr body_error) {
     parent_waiting_ = false;
   }
   closed_ = true;
-  std::exception_ptr raised;
   bool body_was_cancelled = false;
   if (body_error) {
     try {
@@ -63,6 +74,7 @@ void TaskGroup::finish(std::exception_ptr body_error) {
     } catch (...) {
     }
   }
+  std::exception_ptr raised;
   // A failure outranks a cancellation, as in CPython (where both end up in the group).
   if (body_error && !body_was_cancelled) {
     raised = body_error;
