@@ -372,6 +372,10 @@ TEST_CASE("cancelling the task waiting in task_group cancels the group's tasks, 
 
 TEST_CASE("task_group refuses new tasks once finished or shutting down; a timeout ends it") {
   test::fresh_loop();
+  bool body_ran = false;
+  CHECK_THROWS_AS(asyncio::task_group([&](asyncio::TaskGroup&) { body_ran = true; }),
+                  asyncio::RuntimeError);  // outside a task
+  CHECK_FALSE(body_ran);
   asyncio::run([] {
     bool refused = false;
     CHECK_THROWS_AS(asyncio::task_group([&](asyncio::TaskGroup& group) {
