@@ -9,10 +9,8 @@
 namespace asyncio {
 
 namespace detail {
-TaskRecord* running_task(const char* what) {
-  TaskRecord* task = get_event_loop().current();
-  if (!task) throw RuntimeError(std::string(what) + ": called outside a task");
-  return task;
+void throw_outside_task(const char* what) {
+  throw RuntimeError(std::string(what) + ": called outside a task");
 }
 }  // namespace detail
 

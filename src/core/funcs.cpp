@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "asyncio/detail/wait_queue.hpp"
 #include "asyncio/pollable.hpp"
 
 namespace asyncio {
@@ -11,16 +12,7 @@ using detail::TaskRecord;
 using detail::WakeReason;
 
 namespace {
-[[noreturn, gnu::cold, gnu::noinline]] void throw_outside_task(const char* what) {
-  throw RuntimeError(std::string(what) + ": called outside a task");
-}
-
-/// Inline, with the message built out of line: sleep_ms(0) runs it at every switch.
-inline Loop& loop_with_task(const char* what) {
-  Loop* loop = Loop::running();
-  if (!loop || !loop->current()) [[unlikely]] throw_outside_task(what);
-  return *loop;
-}
+inline Loop& loop_with_task(const char* what) { return *detail::running_task(what)->loop; }
 }  // namespace
 
 void sleep_us(std::int64_t us) {

@@ -13,8 +13,17 @@ struct TaskWaitNode : ListNode {
   TaskRecord* task = nullptr;
 };
 
-/// The running task; RuntimeError naming `what` when called outside a task.
-TaskRecord* running_task(const char* what);
+/// Throws RuntimeError("<what>: called outside a task"); out of line, off the hot paths.
+[[noreturn, gnu::cold]] void throw_outside_task(const char* what);
+
+/// The running task; RuntimeError naming `what` when called outside a task. Inline: sleep_ms(0)
+/// runs it at every switch.
+inline TaskRecord* running_task(const char* what) {
+  Loop* loop = Loop::running();
+  TaskRecord* task = loop ? loop->current() : nullptr;
+  if (!task) [[unlikely]] throw_outside_task(what);
+  return task;
+}
 
 class WaitQueue {
  public:
