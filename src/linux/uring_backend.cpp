@@ -63,7 +63,7 @@ class UringBackend final : public LinuxBackend {
     if (result == -EINVAL) result = io_uring_queue_init(kRingEntries, &ring_, 0);  // < 6.1
     if (result < 0) throw OSError(-result, "io_uring_queue_init");
     arm_wake();
-    submit();
+    submit_and_collect();
   }
   ~UringBackend() override { io_uring_queue_exit(&ring_); }
 
@@ -100,8 +100,7 @@ class UringBackend final : public LinuxBackend {
       ts.tv_nsec = (remaining % 1'000'000) * 1000;
       timeout = &ts;
     }
-    unsubmitted_ = false;
-    last_submit_ = port::now();
+    note_submitted();
     const int result = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout, nullptr);
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN &&
         result != -EBUSY) {
@@ -116,7 +115,7 @@ class UringBackend final : public LinuxBackend {
   io_uring_sqe* next_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
-      submit();  // the submission ring is full: flush it and retry
+      submit_and_collect();  // the submission ring is full: flush it and retry
       sqe = io_uring_get_sqe(&ring_);
     }
     if (!sqe) throw OSError(EBUSY, "io_uring: no submission queue entry available");
@@ -125,16 +124,14 @@ class UringBackend final : public LinuxBackend {
     return sqe;
   }
 
-  void submit() {
+  void note_submitted() {
     unsubmitted_ = false;
     last_submit_ = port::now();
-    io_uring_submit(&ring_);
   }
 
   /// Submits the queued entries and posts deferred completions: one system call.
   void submit_and_collect() {
-    unsubmitted_ = false;
-    last_submit_ = port::now();
+    note_submitted();
     io_uring_submit_and_get_events(&ring_);
   }
 
