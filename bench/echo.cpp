@@ -256,6 +256,13 @@ struct EchoImpl {
   std::function<std::int64_t()> cpu_ns;  // the server thread's CPU time
 };
 
+/// The face of `server` (an AsyncioEchoServer or an AsioEchoServer, which must outlive it).
+template <class Server>
+EchoImpl echo_impl(std::string name, Server& server) {
+  return {std::move(name), [s = &server] { return s->port(); },
+          [s = &server] { return s->active_connections(); }, [s = &server] { return s->cpu_ns(); }};
+}
+
 std::int64_t this_thread_cpu_ns() {
   timespec used{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used);
@@ -332,15 +339,11 @@ void run_echo(const Settings& settings) {
   for (const auto& backend : bench::available_backends(settings.impl_filter)) {
     auto& server = asyncio_servers.emplace_back(
         std::make_unique<AsyncioEchoServer>(AsyncioEchoServer::Config{.backend = backend}));
-    impls.push_back({backend, [s = server.get()] { return s->port(); },
-                     [s = server.get()] { return s->active_connections(); },
-                     [s = server.get()] { return s->cpu_ns(); }});
+    impls.push_back(echo_impl(backend, *server));
   }
   if (bench::selected(settings.impl_filter, "boost_asio")) {
     asio_server = std::make_unique<echo_bench::AsioEchoServer>();
-    impls.push_back({"boost_asio", [s = asio_server.get()] { return s->port(); },
-                     [s = asio_server.get()] { return s->active_connections(); },
-                     [s = asio_server.get()] { return s->cpu_ns(); }});
+    impls.push_back(echo_impl("boost_asio", *asio_server));
   }
   if (impls.empty()) throw std::runtime_error("--impl selects no server");
 
@@ -473,15 +476,18 @@ void run_under_load(const Settings& settings) {
     for (const std::string& mode : modes) {
       std::unique_ptr<AsyncioEchoServer> asyncio_server;
       std::unique_ptr<echo_bench::AsioEchoServer> floor_server;
+      EchoImpl impl;
       if (mode == "busy_poll_floor") {
         floor_server = std::make_unique<echo_bench::AsioEchoServer>(
             echo_bench::AsioEchoServer::Mode::kBusyPoll);
+        impl = echo_impl(mode, *floor_server);
       } else {
         asyncio_server = std::make_unique<AsyncioEchoServer>(AsyncioEchoServer::Config{
             .backend = backend, .fast_io = mode == "fast_io", .busy_tasks = 10, .busy_us = 1000});
+        impl = echo_impl(mode, *asyncio_server);
       }
       echo_load::Options load;
-      load.port = asyncio_server ? asyncio_server->port() : floor_server->port();
+      load.port = impl.port();
       load.connections = settings.load_connections;
       load.requests = 0;
       load.warmup_s = 0.05;
@@ -493,11 +499,7 @@ void run_under_load(const Settings& settings) {
       echo_load::Result result = echo_load::run(load);
       auto& all = latency_us[mode];
       all.insert(all.end(), result.latency_us.begin(), result.latency_us.end());
-      wait_until_idle(EchoImpl{mode, nullptr, [&] {
-                                 return asyncio_server ? asyncio_server->active_connections()
-                                                       : floor_server->active_connections();
-                               },
-                               nullptr});
+      wait_until_idle(impl);
     }
   }
   const double floor_p99_ms = bench::percentile(latency_us["busy_poll_floor"], 99) / 1e3;
