@@ -3,12 +3,12 @@
 // It opens N connections, sends R requests on each (one at a time per connection: a request
 // goes out when the previous reply is complete), checks every echoed byte, and prints the
 // request rate and the round-trip latency percentiles. The client core is
-// bench/echo_load.hpp, the same code bench/echo measures every server with; it runs plain
-// epoll on this thread, not asyncio, so it measures the server rather than itself.
+// bench/echo_load.hpp, the same code bench/echo measures every server with; it runs io_uring
+// (or plain epoll) on this thread, not asyncio, so it measures the server rather than itself.
 //
 //   echo_client --port 8888 [--host 127.0.0.1] [--connections 10] [--requests 1000]
 //               [--size 64 | --min-size 1 --max-size 65536] [--duration S] [--think-us N]
-//               [--seed N] [--json] [--spawn PATH_TO_ECHO_SERVER]
+//               [--seed N] [--engine auto|uring|epoll] [--json] [--spawn PATH_TO_ECHO_SERVER]
 //
 // --spawn starts that server itself (`PATH --host H --port 0 --json`), reads the port from its
 // first line, runs the load, stops the server with SIGTERM and checks that it exited cleanly
@@ -37,10 +37,13 @@ namespace {
 constexpr const char* kUsage =
     "usage: echo_client --port N [--host 127.0.0.1] [--connections 10] [--requests 1000]\n"
     "                   [--size 64 | --min-size A --max-size B] [--duration SECONDS]\n"
-    "                   [--think-us N] [--seed N] [--json] [--spawn PATH_TO_ECHO_SERVER]\n"
+    "                   [--think-us N] [--seed N] [--engine auto|uring|epoll] [--json]\n"
+    "                   [--spawn PATH_TO_ECHO_SERVER]\n"
     "  --requests    requests per connection (ignored with --duration)\n"
     "  --duration    run for this long instead of a number of requests\n"
     "  --think-us    pause a random 0..N us between a reply and the next request\n"
+    "  --engine      how the client does its I/O: io_uring, epoll, or auto (the default:\n"
+    "                io_uring unless the kernel refuses it, then epoll)\n"
     "  --spawn       start this echo_server on a free port, load it, stop it with SIGTERM\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -117,6 +120,11 @@ Flags parse_flags(int argc, char** argv) {
       flags.load.think_us = parse_integer(flag, value, 0, 10'000'000);
     } else if (flag == "--seed") {
       flags.load.seed = static_cast<std::uint32_t>(parse_integer(flag, value, 1, UINT32_MAX));
+    } else if (flag == "--engine") {
+      if (value != "auto" && value != "uring" && value != "epoll") {
+        usage_error("--engine needs auto, uring or epoll, not '" + value + "'");
+      }
+      flags.load.engine = value;
     } else if (flag == "--spawn") {
       flags.spawn = value;
     } else {
