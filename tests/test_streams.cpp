@@ -314,6 +314,62 @@ TEST_CASE("a task cancelled in readexactly leaves the bytes for the next reader"
   CHECK(got == "abcdef");
 }
 
+TEST_CASE("bytes arriving after a blocked reader was cancelled wait for the next read") {
+  // On io_uring the drained socket's receive stays in flight when its task is cancelled; the
+  // bytes it gets must reach the next reader, who must not wait for more.
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  std::string first, second;
+  asyncio::run([&, &a = a, &b = b] {
+    a.write("warm");
+    a.drain();
+    first = b.read(100);  // a short read: the socket is drained now
+    auto blocked = asyncio::create_task([&] { return b.read(100); });
+    asyncio::sleep_ms(5);
+    blocked.cancel();
+    CHECK_THROWS_AS(asyncio::await(blocked), asyncio::CancelledError);
+    a.write("after the cancel");
+    a.drain();
+    asyncio::sleep_ms(5);  // the loop takes the bytes in with nobody reading
+    auto reader = asyncio::create_task([&] { return b.read(100); });
+    second = asyncio::await(reader);
+  });
+  CHECK(first == "warm");
+  CHECK(second == "after the cancel");
+}
+
+TEST_CASE("closing a socket with a read pending lets the descriptor be reused at once") {
+  test::fresh_loop();
+  const int before = test::open_descriptors();
+  std::string got;
+  bool peer_saw_end = false;
+  asyncio::run([&] {
+    auto [a, b] = socket_streams();
+    auto blocked = asyncio::create_task([&b = b] { return b.read(100); });
+    asyncio::sleep_ms(5);
+    blocked.cancel();
+    CHECK_THROWS_AS(asyncio::await(blocked), asyncio::CancelledError);
+    const int old_fd = static_cast<asyncio::FdDevice&>(b.device()).fd();
+    b.close();
+    peer_saw_end = a.read(100).empty();
+    a.close();
+    // The lowest free numbers come back: the new pair reuses the old descriptors.
+    auto [c, d] = socket_streams();
+    CHECK((static_cast<asyncio::FdDevice&>(c.device()).fd() == old_fd ||
+           static_cast<asyncio::FdDevice&>(d.device()).fd() == old_fd));
+    c.write("new socket");
+    c.drain();
+    got = d.read(100);
+    d.write("and back");
+    d.drain();
+    CHECK(c.read(100) == "and back");
+  });
+  asyncio::new_event_loop();  // closes the old loop and its backend's descriptors
+  CHECK(got == "new socket");
+  CHECK(peer_saw_end);
+  CHECK(test::open_descriptors() == before);
+}
+
 TEST_CASE("a task cancelled in drain loses nothing: a later drain finishes the output in order") {
   test::fresh_loop();
   auto [a, b] = socket_streams();
