@@ -3,7 +3,11 @@
 //  echo             requests/s and p99 round trip of an echo server at 1, 100 and 1,000
 //                   connections: asyncio on io_uring ("uring"), asyncio on epoll ("epoll") and a
 //                   Boost.Asio server of the same shape ("boost_asio", bench/echo_asio.hpp), all
-//                   loaded by the same client (bench/echo_load.hpp, plain epoll). Each server
+//                   loaded by the same client (bench/echo_load.hpp, io_uring). Also asyncio on
+//                   io_uring with Loop::set_busy_poll(--busy-poll-us, 200 µs)
+//                   ("uring_busy_poll"): it spins on the ring before blocking, so a request
+//                   that arrives within the window is answered without a sleep and a wake-up,
+//                   at the cost of that spin's CPU. Asio has no equivalent. Each server
 //                   runs on its own thread, the client on the main thread. The implementations
 //                   take turns, rotating, in every round, so that noise from co-tenants on this
 //                   shared 2-vCPU VM hits them alike; a figure is the median over the rounds.
@@ -22,7 +26,8 @@
 //                   (larger than the socket buffer: the rest is borrowed and drain() waits).
 //
 // With --json every point is one line:
-//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio","connections":N,"requests_per_sec":X,"p99_us":X}
+//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"uring_busy_poll","connections":N,
+//    "requests_per_sec":X,"p99_us":X,"server_cpu_us_per_request":X,"busy_poll_us":N}
 //   {"bench":"echo_under_load","mode":"roundrobin"|"fast_io"|"busy_poll_floor","p99_ms":X,
 //    "p50_ms":X,"p99_over_floor_ms":X}
 //   {"bench":"write_nocopy","allocations_per_write":X}   (the worst backend)
@@ -135,7 +140,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: echo [--json] [--quick] [--rounds 5] [--seconds 0.6] [--connections 1,100,1000]\n"
-    "            [--size 64] [--impl uring,epoll,boost_asio]\n"
+    "            [--size 64] [--impl uring,epoll,boost_asio,uring_busy_poll] [--busy-poll-us 200]\n"
     "            [--parts echo,echo_under_load,write_nocopy] [--load-connections 6]\n"
     "Echo requests/s and p99 of asyncio (io_uring, epoll) vs Boost.Asio with the same client;\n"
     "fast-I/O echo latency under CPU load; allocations per write(buf, {.copy = false}).\n";
@@ -165,6 +170,7 @@ class AsyncioEchoServer {
     bool fast_io = false;
     int busy_tasks = 0;  // background tasks, each busy_task(busy_us)
     int busy_us = 1000;
+    asyncio::Micros busy_poll_us = 0;  // Loop::set_busy_poll
   };
 
   explicit AsyncioEchoServer(Config config) {
@@ -196,6 +202,7 @@ class AsyncioEchoServer {
     try {
       bench::use_backend(config.backend);
       asyncio::roundrobin(!config.fast_io);
+      asyncio::get_event_loop().set_busy_poll(config.busy_poll_us);
       asyncio::run([&] {
         asyncio::Server server =
             asyncio::start_server([this](asyncio::Stream stream, asyncio::Stream) { echo(stream); },
@@ -302,6 +309,7 @@ struct Settings {
   std::string impl_filter;
   std::string parts;
   int load_connections = kUnderLoadConnections;
+  asyncio::Micros busy_poll_us = 200;  // of the uring_busy_poll server
 };
 
 std::vector<int> parse_list(const std::string& text, bench::Args& args) {
@@ -344,6 +352,14 @@ void run_echo(const Settings& settings) {
   if (bench::selected(settings.impl_filter, "boost_asio")) {
     asio_server = std::make_unique<echo_bench::AsioEchoServer>();
     impls.push_back(echo_impl("boost_asio", *asio_server));
+  }
+  std::map<std::string, asyncio::Micros> busy_poll_of;
+  if (bench::selected(settings.impl_filter, "uring_busy_poll") &&
+      !bench::available_backends("uring").empty()) {
+    auto& server = asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(
+        AsyncioEchoServer::Config{.backend = "uring", .busy_poll_us = settings.busy_poll_us}));
+    impls.push_back(echo_impl("uring_busy_poll", *server));
+    busy_poll_of["uring_busy_poll"] = settings.busy_poll_us;
   }
   if (impls.empty()) throw std::runtime_error("--impl selects no server");
 
@@ -418,6 +434,8 @@ void run_echo(const Settings& settings) {
             .add("connections", connections)
             .add("requests_per_sec", figure(impl.name, connections, Figure::kThroughput))
             .add("p99_us", figure(impl.name, connections, Figure::kP99))
+            .add("server_cpu_us_per_request", figure(impl.name, connections, Figure::kServerCpu))
+            .add("busy_poll_us", busy_poll_of.contains(impl.name) ? busy_poll_of[impl.name] : 0)
             .print();
       }
     }
@@ -625,6 +643,9 @@ int main(int argc, char** argv) {
   settings.parts = args.text("--parts", "");
   settings.load_connections =
       static_cast<int>(args.number("--load-connections", kUnderLoadConnections));
+  settings.busy_poll_us = static_cast<asyncio::Micros>(args.number("--busy-poll-us", 200));
+  args.require(settings.busy_poll_us >= 0 && settings.busy_poll_us <= 1'000'000,
+               "--busy-poll-us needs 0..1000000");
   args.require(settings.load_connections >= 1 && settings.load_connections <= 100,
                "--load-connections needs 1..100");
   args.require(settings.rounds >= 1 && settings.rounds <= 100, "--rounds needs 1..100");

@@ -267,3 +267,92 @@ TEST_CASE("S3: run() returns when main is done even if another task waits on I/O
   CHECK(test::ms_since(start) < 1000);
   asyncio::get_event_loop().close();
 }
+
+// ---- Busy polling (Loop::set_busy_poll) ----
+
+namespace {
+
+/// CPU time of the calling thread, in ms.
+double thread_cpu_ms() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) * 1e3 + static_cast<double>(now.tv_nsec) / 1e6;
+}
+
+/// The loop thread's CPU while main sleeps 100 ms and another task waits on a pipe that
+/// nobody writes: the loop has nothing to do but wait.
+double cpu_ms_of_idle_wait(bool low_power) {
+  test::Pipe pipe;
+  asyncio::power_mode(low_power);
+  double cpu = 0;
+  asyncio::run([&] {
+    auto reader = asyncio::create_task([&] { asyncio::wait_readable(pipe.read_fd); });
+    asyncio::sleep_ms(1);
+    const double before = thread_cpu_ms();
+    asyncio::sleep_ms(100);
+    cpu = thread_cpu_ms() - before;
+    reader.cancel();
+  });
+  asyncio::power_mode(false);
+  return cpu;
+}
+
+}  // namespace
+
+TEST_CASE("set_busy_poll takes 0 to 1 s and refuses the rest with ValueError") {
+  asyncio::Loop& loop = test::fresh_loop();
+  CHECK(loop.busy_poll() == 0);
+  loop.set_busy_poll(50);
+  CHECK(loop.busy_poll() == 50);
+  CHECK_THROWS_AS(loop.set_busy_poll(-1), asyncio::ValueError);
+  CHECK_THROWS_AS(loop.set_busy_poll(1'000'001), asyncio::ValueError);
+  CHECK(loop.busy_poll() == 50);
+}
+
+TEST_CASE("busy polling spins while a task waits on I/O, never in low power, and not by default") {
+  // The window (1 s) is longer than the wait: a spinning loop burns the whole 100 ms.
+  asyncio::Loop& loop = test::fresh_loop();
+  const double blocking = cpu_ms_of_idle_wait(false);
+  loop.set_busy_poll(1'000'000);
+  const double spinning = cpu_ms_of_idle_wait(false);
+  const double low_power = cpu_ms_of_idle_wait(true);
+  CHECK(blocking < 30);
+  CHECK(spinning > 40);
+  CHECK(low_power < 30);
+}
+
+TEST_CASE("a busy-polling loop keeps timers, I/O order and ThreadSafeFlags from other threads") {
+  asyncio::Loop& loop = test::fresh_loop();
+  loop.set_busy_poll(1'000'000);  // longer than any wait here: only events may end a spin
+  test::Pipe pipe;
+  asyncio::ThreadSafeFlag flag;
+  Log log;
+  std::thread other([&] {
+    std::this_thread::sleep_for(300ms);
+    pipe.write_byte();
+    std::this_thread::sleep_for(30ms);
+    flag.set();
+  });
+  const auto start = test::Clock::now();
+  double timer_at_ms = 0;
+  asyncio::run([&] {
+    auto reader = asyncio::create_task([&] {
+      asyncio::wait_readable(pipe.read_fd);
+      log.push_back("read");
+    });
+    auto waiter = asyncio::create_task([&] {
+      flag.wait();
+      log.push_back("flag");
+    });
+    auto sleeper = asyncio::create_task([&] {
+      asyncio::sleep_ms(5);  // due while the loop spins on the pipe: the spin must end for it
+      timer_at_ms = test::ms_since(start);
+      log.push_back("timer");
+    });
+    asyncio::gather(reader, waiter, sleeper);
+  });
+  other.join();
+  CHECK(log == Log{"timer", "read", "flag"});
+  CHECK(timer_at_ms < 200);  // not when the pipe's byte ended the spin (300 ms)
+  CHECK(test::ms_since(start) < 5000);
+}

@@ -570,6 +570,15 @@ void Loop::set_timer_resolution(Micros resolution) {
   timer_resolution_ = resolution;
 }
 
+void Loop::set_busy_poll(Micros us) {
+  if (us < 0 || us > 1'000'000) {
+    throw ValueError("set_busy_poll: the window must be 0 to 1,000,000 us (got " +
+                     std::to_string(us) + ")");
+  }
+  busy_poll_us_ = us;
+  backend_->set_busy_poll(us);
+}
+
 void Loop::set_exception_handler(ExceptionHandler handler) {
   exception_handler_ = std::move(handler);
 }

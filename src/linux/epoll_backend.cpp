@@ -55,6 +55,7 @@ class EpollBackend final : public LinuxBackend {
   }
 
   void wait(Micros deadline) override {
+    if (busy_wait(deadline)) return;
     Micros timeout = -1;
     if (deadline >= 0) {
       timeout = deadline - port::now();
@@ -65,9 +66,13 @@ class EpollBackend final : public LinuxBackend {
 
   void wake() noexcept override { wake_fd_.signal(); }
 
+ protected:
+  bool peek() override { return collect(0) > 0; }
+
  private:
-  /// One epoll_pwait2 with a µs timeout (-1 = forever); delivers what it returns.
-  void collect(Micros timeout) {
+  /// One epoll_pwait2 with a µs timeout (-1 = forever); delivers what it returns. Returns the
+  /// number of events (0 on a timeout or a signal).
+  int collect(Micros timeout) {
     epoll_event events[kMaxEvents];
     timespec ts{};
     if (timeout >= 0) {
@@ -77,7 +82,7 @@ class EpollBackend final : public LinuxBackend {
     const int count = epoll_pwait2(epoll_fd_, events, kMaxEvents, timeout >= 0 ? &ts : nullptr, nullptr);
     last_poll_ = port::now();
     if (count < 0) {
-      if (errno == EINTR) return;  // a signal (maybe a ThreadSafeFlag set by its handler)
+      if (errno == EINTR) return 0;  // a signal (maybe a ThreadSafeFlag set by its handler)
       throw OSError(errno, "epoll_pwait2");
     }
     for (int i = 0; i < count; ++i) {
@@ -95,6 +100,7 @@ class EpollBackend final : public LinuxBackend {
         deliver(fd, kPollRead | kPollWrite, kPollError, error.error());
       }
     }
+    return count;
   }
 
   /// (Re)registers `fd` for the directions that still have a waiter, one shot.

@@ -69,6 +69,21 @@ void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int erro
   }
 }
 
+bool LinuxBackend::busy_wait(Micros deadline) {
+  if (busy_poll_us_ <= 0 || waiting_ == 0 || low_power_) return false;
+  Micros until = port::now() + busy_poll_us_;
+  if (deadline >= 0 && deadline < until) until = deadline;
+  do {
+    if (peek()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    asm volatile("yield");
+#endif
+  } while (port::now() < until);
+  return false;
+}
+
 void LinuxBackend::sleep_without_io(Micros deadline) {
   timespec until{};
   until.tv_sec = deadline / 1'000'000;
@@ -83,6 +98,7 @@ void LinuxBackend::sleep_without_io(Micros deadline) {
 constexpr long kLowPowerTimerSlackNs = 1'000'000;
 
 void LinuxBackend::set_low_power(bool on) {
+  low_power_ = on;
   if (on) {
     saved_timer_slack_ns_ = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     prctl(PR_SET_TIMERSLACK, kLowPowerTimerSlackNs, 0, 0, 0);

@@ -33,6 +33,7 @@ class LinuxBackend : public IoBackend {
   /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
   /// with others; leaving the mode restores the previous value.
   void set_low_power(bool on) override;
+  void set_busy_poll(Micros us) override { busy_poll_us_ = us; }
 
  protected:
   explicit LinuxBackend(Loop& loop) : loop_(loop) {}
@@ -44,6 +45,13 @@ class LinuxBackend : public IoBackend {
   /// bits); a non-zero `error` (an errno) makes their wait_io throw OSError.
   void deliver(int fd, unsigned directions, unsigned ready, int error = 0);
 
+  /// Busy polling (Loop::set_busy_poll): calls peek() until it delivers something, until
+  /// `deadline` (-1: none) or until the window ends. True if something was delivered; false
+  /// at once when busy polling is off, in low power, or with no task waiting on a descriptor.
+  bool busy_wait(Micros deadline);
+  /// One poll without blocking: true if it delivered anything (I/O or a wake()).
+  virtual bool peek() = 0;
+
   /// Backend hooks: begin/withdraw the kernel side of a wait. `token` identifies it.
   virtual std::uint64_t arm(int fd, FdWaiters& entry, unsigned events) = 0;
   virtual void disarm(int fd, FdWaiters& entry, unsigned events, std::uint64_t token) = 0;
@@ -52,6 +60,8 @@ class LinuxBackend : public IoBackend {
   std::vector<FdWaiters> fds_;
   int waiting_ = 0;
   long saved_timer_slack_ns_ = -1;
+  Micros busy_poll_us_ = 0;
+  bool low_power_ = false;
 };
 
 /// The eventfd that interrupts a blocked wait (ThreadSafeFlag, other threads).

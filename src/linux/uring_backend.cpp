@@ -84,6 +84,7 @@ class UringBackend final : public LinuxBackend {
   }
 
   void wait(Micros deadline) override {
+    if (busy_wait(deadline)) return;
     io_uring_cqe* cqe = nullptr;
     __kernel_timespec ts{};
     __kernel_timespec* timeout = nullptr;
@@ -110,6 +111,16 @@ class UringBackend final : public LinuxBackend {
   }
 
   void wake() noexcept override { wake_fd_.signal(); }
+
+ protected:
+  bool peek() override {
+    if (unsubmitted_ || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN)) {
+      submit_and_collect();
+    }
+    if (!io_uring_cq_ready(&ring_)) return false;
+    reap();
+    return true;
+  }
 
  private:
   io_uring_sqe* next_sqe() {

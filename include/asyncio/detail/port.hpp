@@ -83,6 +83,10 @@ class IoBackend {
   /// Entering or leaving low-power mode (Linux raises the timer slack). Default: nothing.
   virtual void set_low_power(bool /*on*/) {}
 
+  /// Loop::set_busy_poll: before blocking while tasks wait on I/O, poll for up to `us` µs.
+  /// Default: nothing (the port always blocks).
+  virtual void set_busy_poll(Micros /*us*/) {}
+
   /// Interrupts wait(). Async-signal-safe and callable from any thread or interrupt handler.
   virtual void wake() noexcept = 0;
 
