@@ -141,6 +141,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: echo [--json] [--quick] [--rounds 5] [--seconds 0.6] [--connections 1,100,1000]\n"
     "            [--size 64] [--impl uring,epoll,boost_asio,uring_busy_poll] [--busy-poll-us 200]\n"
+    "            [--client-engine auto|uring|epoll]\n"
     "            [--parts echo,echo_under_load,write_nocopy] [--load-connections 6]\n"
     "Echo requests/s and p99 of asyncio (io_uring, epoll) vs Boost.Asio with the same client;\n"
     "fast-I/O echo latency under CPU load; allocations per write(buf, {.copy = false}).\n";
@@ -310,6 +311,7 @@ struct Settings {
   std::string parts;
   int load_connections = kUnderLoadConnections;
   asyncio::Micros busy_poll_us = 200;  // of the uring_busy_poll server
+  std::string client_engine = "auto";  // echo_load::Options::engine
 };
 
 std::vector<int> parse_list(const std::string& text, bench::Args& args) {
@@ -371,6 +373,7 @@ void run_echo(const Settings& settings) {
         wait_until_idle(impl);
         echo_load::Options load;
         load.port = impl.port();
+        load.engine = settings.client_engine;
         load.connections = connections;
         load.requests = 0;
         load.warmup_s = settings.warmup;
@@ -506,6 +509,7 @@ void run_under_load(const Settings& settings) {
       }
       echo_load::Options load;
       load.port = impl.port();
+      load.engine = settings.client_engine;
       load.connections = settings.load_connections;
       load.requests = 0;
       load.warmup_s = 0.05;
@@ -644,6 +648,10 @@ int main(int argc, char** argv) {
   settings.load_connections =
       static_cast<int>(args.number("--load-connections", kUnderLoadConnections));
   settings.busy_poll_us = static_cast<asyncio::Micros>(args.number("--busy-poll-us", 200));
+  settings.client_engine = args.text("--client-engine", "auto");
+  args.require(settings.client_engine == "auto" || settings.client_engine == "uring" ||
+                   settings.client_engine == "epoll",
+               "--client-engine takes auto, uring or epoll");
   args.require(settings.busy_poll_us >= 0 && settings.busy_poll_us <= 1'000'000,
                "--busy-poll-us needs 0..1000000");
   args.require(settings.load_connections >= 1 && settings.load_connections <= 100,
