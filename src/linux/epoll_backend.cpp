@@ -1,11 +1,12 @@
 // The epoll backend.
 //
-// The seed polls I/O at every task switch (SPEC S2). On epoll that is a system call (~1.2 µs
-// here, 50x a fiber switch), so the per-switch poll is rate-limited: it only happens while
-// tasks wait on descriptors, and at most once per kPollIntervalUs (a clock read, ~25 ns, per
-// switch). That bounds the latency it adds to I/O at 50 µs while a busy loop switches, as the
-// core issue asks. ThreadSafeFlags do not go through here at all: the loop sees them through
-// its lock-free stack at every switch, and the eventfd only wakes a blocked wait.
+// The seed polls I/O at every task switch (SPEC S2). On epoll that is a system call (0.25 µs
+// on a host without page-table isolation, ~1.2 µs with it: 10-50x a fiber switch), so the
+// per-switch poll is rate-limited: it only happens while tasks wait on descriptors, and at
+// most once per kPollIntervalUs (a clock read, ~25 ns, per switch). That bounds the latency
+// it adds to I/O at 50 µs while a busy loop switches, as the core issue asks. ThreadSafeFlags
+// do not go through here at all: the loop sees them through its lock-free stack at every
+// switch, and the eventfd only wakes a blocked wait.
 #include <sys/epoll.h>
 #include <unistd.h>
 
