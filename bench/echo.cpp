@@ -355,13 +355,11 @@ void run_echo(const Settings& settings) {
     asio_server = std::make_unique<echo_bench::AsioEchoServer>();
     impls.push_back(echo_impl("boost_asio", *asio_server));
   }
-  std::map<std::string, asyncio::Micros> busy_poll_of;
   if (bench::selected(settings.impl_filter, "uring_busy_poll") &&
       !bench::available_backends("uring").empty()) {
     auto& server = asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(
         AsyncioEchoServer::Config{.backend = "uring", .busy_poll_us = settings.busy_poll_us}));
     impls.push_back(echo_impl("uring_busy_poll", *server));
-    busy_poll_of["uring_busy_poll"] = settings.busy_poll_us;
   }
   if (impls.empty()) throw std::runtime_error("--impl selects no server");
 
@@ -438,7 +436,7 @@ void run_echo(const Settings& settings) {
             .add("requests_per_sec", figure(impl.name, connections, Figure::kThroughput))
             .add("p99_us", figure(impl.name, connections, Figure::kP99))
             .add("server_cpu_us_per_request", figure(impl.name, connections, Figure::kServerCpu))
-            .add("busy_poll_us", busy_poll_of.contains(impl.name) ? busy_poll_of[impl.name] : 0)
+            .add("busy_poll_us", impl.name == "uring_busy_poll" ? settings.busy_poll_us : 0)
             .print();
       }
     }
