@@ -166,7 +166,7 @@ class Loop {
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();
-  void note_low_power_wake(Micros grid, std::uint64_t deliveries_before);
+  void note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end);
   void run_loop();
   void run_until_idle();
   void advance_timers();

@@ -245,11 +245,13 @@ void Loop::wait_for_events() {
     const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);
     if (deadline < 0 || poll_at < deadline) deadline = poll_at;
   }
+  Micros slot_end = 0;  // the boundary a batching sleep went to, even if it ended a bit early
   if (low_power_ && now_ < batch_until_) {
     // Interrupt mitigation: I/O or a flag woke us in this slot; let what follows accumulate
     // until the slot ends, then take it all at once.
-    const Micros until = deadline >= 0 && deadline < batch_until_ ? deadline : batch_until_;
-    backend_->sleep_without_io(until);
+    const bool timer_due = deadline >= 0 && deadline <= batch_until_;
+    slot_end = timer_due ? deadline : batch_until_;
+    backend_->sleep_without_io(slot_end, timer_due);
     backend_->wait(0);  // poll everything without blocking
   } else {
     // Publish that we may block before the last look at the flags: signal_flag() pushes, then
@@ -258,15 +260,17 @@ void Loop::wait_for_events() {
     if (signalled_flags_.load() == nullptr) backend_->wait(deadline);
     sleeping_.store(false, std::memory_order_relaxed);
   }
-  if (low_power_) note_low_power_wake(grid, deliveries_before);
+  if (low_power_) note_low_power_wake(grid, deliveries_before, slot_end);
 }
 
-void Loop::note_low_power_wake(Micros grid, std::uint64_t deliveries_before) {
+void Loop::note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end) {
   poll_sources();  // flags are delivered here, not by the backend
   now_ = detail::port::now();
   // While I/O keeps arriving, wait on it only at slot boundaries; a quiet slot ends that, so
-  // an idle loop goes back to blocking with no wake-ups at all.
-  batch_until_ = io_deliveries_ != deliveries_before ? (now_ / grid + 1) * grid : 0;
+  // an idle loop goes back to blocking with no wake-ups at all. A batching sleep that ended a
+  // little before its boundary has still closed that slot: the next batch runs to the one after.
+  const Micros at = now_ > slot_end ? now_ : slot_end;
+  batch_until_ = io_deliveries_ != deliveries_before ? (at / grid + 1) * grid : 0;
 }
 
 // ---- Switching ----

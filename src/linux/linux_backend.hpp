@@ -29,7 +29,7 @@ class LinuxBackend : public IoBackend {
   void abort(int fd, int error);
   bool has_waiters() const override { return waiting_ > 0; }
   /// Low power: a clock_nanosleep to an absolute time; neither I/O nor the eventfd ends it.
-  void sleep_without_io(Micros deadline) override;
+  void sleep_without_io(Micros deadline, bool timer_due) override;
   /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
   /// with others; leaving the mode restores the previous value.
   void set_low_power(bool on) override;

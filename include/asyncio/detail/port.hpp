@@ -78,7 +78,10 @@ class IoBackend {
   /// Low-power mode's interrupt mitigation (SPEC S4): sleeps until `deadline` WITHOUT being
   /// woken by I/O or wake(); readiness is picked up by the next poll. A port that cannot (or
   /// should not, because its interrupts are the point) may keep the default, a plain wait().
-  virtual void sleep_without_io(Micros deadline) { wait(deadline); }
+  /// When `timer_due` is false no timer falls due by `deadline`, and the port may end the sleep
+  /// a little early: Linux does, by its timer slack, so that the window in which the kernel may
+  /// coalesce the wake-up ends at the slot boundary instead of starting there.
+  virtual void sleep_without_io(Micros deadline, bool /*timer_due*/) { wait(deadline); }
 
   /// Entering or leaving low-power mode (Linux raises the timer slack). Default: nothing.
   virtual void set_low_power(bool /*on*/) {}
