@@ -65,6 +65,10 @@ struct Options {
   std::int64_t think_us = 0;
   std::int64_t think_min_us = 0;
   std::uint32_t seed = 1;
+  /// Never block: every wait for I/O is a poll with a zero timeout, so the client's own
+  /// wake-up (multi-millisecond tails on an idle vCPU of a VM) is not part of the round trips
+  /// it measures. Costs a whole vCPU.
+  bool spin = false;
   /// A connection that gets no byte for this long fails the run (a lost wake-up in a server).
   double stall_timeout_s = 10;
   /// Timed runs: called on the client's thread when it sees the measured window open and
@@ -325,6 +329,7 @@ class Load {
   /// after one began and waited nearly a whole block: p50 0.94 ms where random arrivals give
   /// ~0.5 ms).
   std::int64_t wait_ns(std::int64_t now) const {
+    if (options_.spin) return 0;
     std::int64_t until = now + 100'000'000;
     if (!thinking_.empty()) until = std::min(until, thinking_.top().first);
     if (measure_from_ > now) until = std::min(until, measure_from_);
