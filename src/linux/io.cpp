@@ -84,15 +84,19 @@ bool LinuxBackend::busy_wait(Micros deadline) {
   return false;
 }
 
-// 1 ms: 5 % of the 20 ms slot, so that a timer's added latency stays near the slot's bound.
+// 1 ms: 5 % of the 20 ms slot. It is also what an event arriving just after a wake-up may wait
+// beyond the slot (the next wake-up is one slot later, anywhere in the kernel's window). Half
+// of it was tried: bench/power's tsf_1khz p99 was 20.3-21.4 ms with 0.5 ms against 20.7-21.4 ms
+// with 1 ms, the VM's wake-up jitter dominating either way, so the coalescing window stays.
 constexpr long kLowPowerTimerSlackNs = 1'000'000;
 
 void LinuxBackend::sleep_without_io(Micros deadline, bool timer_due) {
   // The kernel ends a sleep anywhere from its expiry to expiry + slack, and on a quiet machine
   // at the far end. Without a timer to serve, expire one slack early, so that the coalescing
-  // window ends at the slot boundary: I/O and flags batched here then wait at most the slot
-  // (measured by bench/power's pipe_1khz and tsf_1khz, p99 from ~20.8 ms to ~19.9 ms). A due
-  // timer must not run early (S1), so then the sleep expires at the boundary itself.
+  // window ends at the slot boundary and I/O batched here waits at most the slot, not the slot
+  // plus the slack (bench/power's pipe_1khz p99: 19.8-20.0 ms, against 20.0 ms before; on this
+  // VM the gain is within the noise). A due timer must not run early (S1), so then the sleep
+  // expires at the boundary itself.
   if (!timer_due && low_power_) deadline -= kLowPowerTimerSlackNs / 1000;
   timespec until{};
   until.tv_sec = deadline / 1'000'000;
