@@ -86,8 +86,8 @@ bool LinuxBackend::busy_wait(Micros deadline) {
 
 // 1 ms: 5 % of the 20 ms slot. It is also what an event arriving just after a wake-up may wait
 // beyond the slot (the next wake-up is one slot later, anywhere in the kernel's window). Half
-// of it was tried: bench/power's tsf_1khz p99 was 20.3-21.4 ms with 0.5 ms against 20.7-21.4 ms
-// with 1 ms, the VM's wake-up jitter dominating either way, so the coalescing window stays.
+// of it was tried: bench/power's tsf_1khz p99 was 20.3-21.4 ms in seven runs with 0.5 ms and in
+// five with 1 ms, the VM's wake-up jitter dominating either way, so the coalescing window stays.
 constexpr long kLowPowerTimerSlackNs = 1'000'000;
 
 void LinuxBackend::sleep_without_io(Micros deadline, bool timer_due) {
