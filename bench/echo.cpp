@@ -7,7 +7,9 @@
 //                   io_uring with Loop::set_busy_poll(--busy-poll-us, 200 µs)
 //                   ("uring_busy_poll"): it spins on the ring before blocking, so a request
 //                   that arrives within the window is answered without a sleep and a wake-up,
-//                   at the cost of that spin's CPU. Asio has no equivalent. Each server
+//                   at the cost of that spin's CPU. Asio has no equivalent. And the same with
+//                   BusyPoll::kAdaptive ("uring_adaptive"): the window adapts between 0 and
+//                   that ceiling to how long the waits turn out to be. Each server
 //                   runs on its own thread, the client on the main thread. The implementations
 //                   take turns, rotating, in every round, so that noise from co-tenants on this
 //                   shared 2-vCPU VM hits them alike; a figure is the median over the rounds.
@@ -29,8 +31,9 @@
 //                   (larger than the socket buffer: the rest is borrowed and drain() waits).
 //
 // With --json every point is one line:
-//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"uring_busy_poll","connections":N,
-//    "requests_per_sec":X,"p99_us":X,"server_cpu_us_per_request":X,"busy_poll_us":N}
+//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"uring_busy_poll"|"uring_adaptive",
+//    "connections":N,"requests_per_sec":X,"p99_us":X,"server_cpu_us_per_request":X,
+//    "busy_poll_us":N}   (busy_poll_us: the window, or the adaptive window's ceiling)
 //   {"bench":"echo_under_load","mode":"roundrobin"|"fast_io"|"busy_poll_floor","p99_ms":X,
 //    "p50_ms":X,"p99_over_floor_ms":X,"p99_pooled_ms":X,"rounds":N}
 //   {"bench":"write_nocopy","allocations_per_write":X}   (the worst backend)
@@ -143,7 +146,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: echo [--json] [--quick] [--rounds 5] [--seconds 0.6] [--connections 1,100,1000]\n"
-    "            [--size 64] [--impl uring,epoll,boost_asio,uring_busy_poll] [--busy-poll-us 200]\n"
+    "            [--size 64] [--impl uring,epoll,boost_asio,uring_busy_poll,uring_adaptive]\n"
+    "            [--busy-poll-us 200]\n"
     "            [--client-engine auto|uring|epoll] [--under-load-client spin|block]\n"
     "            [--parts echo,echo_under_load,write_nocopy] [--load-connections 6]\n"
     "Echo requests/s and p99 of asyncio (io_uring, epoll) vs Boost.Asio with the same client;\n"
@@ -175,6 +179,7 @@ class AsyncioEchoServer {
     int busy_tasks = 0;  // background tasks, each busy_task(busy_us)
     int busy_us = 1000;
     asyncio::Micros busy_poll_us = 0;  // Loop::set_busy_poll
+    asyncio::BusyPoll busy_poll_mode = asyncio::BusyPoll::kFixed;
   };
 
   explicit AsyncioEchoServer(Config config) {
@@ -206,7 +211,7 @@ class AsyncioEchoServer {
     try {
       bench::use_backend(config.backend);
       asyncio::roundrobin(!config.fast_io);
-      asyncio::get_event_loop().set_busy_poll(config.busy_poll_us);
+      asyncio::get_event_loop().set_busy_poll(config.busy_poll_us, config.busy_poll_mode);
       asyncio::run([&] {
         asyncio::Server server =
             asyncio::start_server([this](asyncio::Stream stream, asyncio::Stream) { echo(stream); },
@@ -365,6 +370,14 @@ void run_echo(const Settings& settings) {
         AsyncioEchoServer::Config{.backend = "uring", .busy_poll_us = settings.busy_poll_us}));
     impls.push_back(echo_impl("uring_busy_poll", *server));
   }
+  if (bench::selected(settings.impl_filter, "uring_adaptive") &&
+      !bench::available_backends("uring").empty()) {
+    auto& server = asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(
+        AsyncioEchoServer::Config{.backend = "uring",
+                                  .busy_poll_us = settings.busy_poll_us,
+                                  .busy_poll_mode = asyncio::BusyPoll::kAdaptive}));
+    impls.push_back(echo_impl("uring_adaptive", *server));
+  }
   if (impls.empty()) throw std::runtime_error("--impl selects no server");
 
   std::map<std::pair<std::string, int>, PointSamples> samples;
@@ -440,7 +453,7 @@ void run_echo(const Settings& settings) {
             .add("requests_per_sec", figure(impl.name, connections, Figure::kThroughput))
             .add("p99_us", figure(impl.name, connections, Figure::kP99))
             .add("server_cpu_us_per_request", figure(impl.name, connections, Figure::kServerCpu))
-            .add("busy_poll_us", impl.name == "uring_busy_poll" ? settings.busy_poll_us : 0)
+            .add("busy_poll_us", impl.name.starts_with("uring_") ? settings.busy_poll_us : 0)
             .print();
       }
     }

@@ -21,6 +21,9 @@ namespace asyncio {
 
 class Pollable;
 
+/// Loop::set_busy_poll's window: fixed, or adapted to how long the waits turn out to be.
+enum class BusyPoll { kFixed, kAdaptive };
+
 /// What call_exception_handler receives (CPython's context dict).
 struct ExceptionContext {
   std::string message;
@@ -100,8 +103,15 @@ class Loop {
   /// peer that answers within the window sees much lower latency. The price is CPU: up to `us`
   /// µs spun per blocking wait. 0 (the default) never spins. Ignored in low-power mode and
   /// while no task waits on a descriptor (timers and ThreadSafeFlags alone never spin).
+  ///
+  /// BusyPoll::kAdaptive makes `us` a ceiling and adapts the window as KVM's halt polling
+  /// does: it starts at 0, doubles (from 10 µs) after a wait that blocked for less than the
+  /// ceiling, and halves (to 0 below 10 µs) after one that blocked longer. A fast
+  /// request/response peer then gets the spin it needs, and an idle or slow one soon costs no
+  /// spinning at all.
   Micros busy_poll() const { return busy_poll_us_; }
-  void set_busy_poll(Micros us);
+  BusyPoll busy_poll_mode() const { return busy_poll_mode_; }
+  void set_busy_poll(Micros us, BusyPoll mode = BusyPoll::kFixed);
 
   void set_exception_handler(ExceptionHandler handler);
   ExceptionHandler get_exception_handler() const { return exception_handler_; }
@@ -198,6 +208,7 @@ class Loop {
   bool low_power_ = false;
   Micros timer_resolution_ = kDefaultTimerResolutionUs;
   Micros busy_poll_us_ = 0;
+  BusyPoll busy_poll_mode_ = BusyPoll::kFixed;
   Micros batch_until_ = 0;            // low power: no I/O wait before this grid boundary
   std::uint64_t io_deliveries_ = 0;   // I/O and flag wake-ups so far, to see if a wait had any
   std::atomic<detail::FlagNode*> signalled_flags_{nullptr};

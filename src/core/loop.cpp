@@ -574,13 +574,17 @@ void Loop::set_timer_resolution(Micros resolution) {
   timer_resolution_ = resolution;
 }
 
-void Loop::set_busy_poll(Micros us) {
+void Loop::set_busy_poll(Micros us, BusyPoll mode) {
   if (us < 0 || us > 1'000'000) {
     throw ValueError("set_busy_poll: the window must be 0 to 1,000,000 us (got " +
                      std::to_string(us) + ")");
   }
+  if (mode != BusyPoll::kFixed && mode != BusyPoll::kAdaptive) {
+    throw ValueError("set_busy_poll: the mode must be BusyPoll::kFixed or BusyPoll::kAdaptive");
+  }
   busy_poll_us_ = us;
-  backend_->set_busy_poll(us);
+  busy_poll_mode_ = mode;
+  backend_->set_busy_poll(us, mode == BusyPoll::kAdaptive);
 }
 
 void Loop::set_exception_handler(ExceptionHandler handler) {

@@ -63,6 +63,7 @@ class EpollBackend final : public LinuxBackend {
       if (timeout < 0) timeout = 0;
     }
     collect(timeout);
+    adapt_busy_poll();
   }
 
   void wake() noexcept override { wake_fd_.signal(); }

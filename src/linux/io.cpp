@@ -70,8 +70,11 @@ void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int erro
 }
 
 bool LinuxBackend::busy_wait(Micros deadline) {
+  wait_started_ = -1;
   if (busy_poll_us_ <= 0 || waiting_ == 0 || low_power_) return false;
-  Micros until = port::now() + busy_poll_us_;
+  wait_started_ = port::now();
+  if (window_us_ <= 0) return false;  // adaptive, after a long wait: block at once
+  Micros until = wait_started_ + window_us_;
   if (deadline >= 0 && deadline < until) until = deadline;
   do {
     if (peek()) return true;
@@ -89,6 +92,24 @@ bool LinuxBackend::busy_wait(Micros deadline) {
 // of it was tried: bench/power's tsf_1khz p99 was 20.3-21.4 ms in seven runs with 0.5 ms and in
 // five with 1 ms, the VM's wake-up jitter dominating either way, so the coalescing window stays.
 constexpr long kLowPowerTimerSlackNs = 1'000'000;
+
+// The adaptive window's first step, as KVM's halt_poll_ns_grow_start (10 µs).
+constexpr Micros kAdaptiveWindowStartUs = 10;
+
+void LinuxBackend::adapt_busy_poll() {
+  if (!adaptive_ || wait_started_ < 0) return;
+  const Micros waited = port::now() - wait_started_;
+  wait_started_ = -1;
+  if (waited > busy_poll_us_) {
+    // No spin within the ceiling would have caught it: halve the window (KVM's shrink of 2),
+    // so that one late reply on a noisy machine does not undo what the others taught.
+    window_us_ = window_us_ / 2 >= kAdaptiveWindowStartUs ? window_us_ / 2 : 0;
+  } else if (waited > window_us_) {
+    // A spin a little longer would have caught it: double the window, up to the ceiling.
+    const Micros grown = window_us_ > 0 ? window_us_ * 2 : kAdaptiveWindowStartUs;
+    window_us_ = grown < busy_poll_us_ ? grown : busy_poll_us_;
+  }
+}
 
 void LinuxBackend::sleep_without_io(Micros deadline, bool timer_due) {
   // The kernel ends a sleep anywhere from its expiry to expiry + slack, and on a quiet machine

@@ -33,7 +33,11 @@ class LinuxBackend : public IoBackend {
   /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
   /// with others; leaving the mode restores the previous value.
   void set_low_power(bool on) override;
-  void set_busy_poll(Micros us) override { busy_poll_us_ = us; }
+  void set_busy_poll(Micros us, bool adaptive) override {
+    busy_poll_us_ = us;
+    adaptive_ = adaptive;
+    window_us_ = adaptive ? 0 : us;
+  }
 
  protected:
   explicit LinuxBackend(Loop& loop) : loop_(loop) {}
@@ -49,6 +53,9 @@ class LinuxBackend : public IoBackend {
   /// `deadline` (-1: none) or until the window ends. True if something was delivered; false
   /// at once when busy polling is off, in low power, or with no task waiting on a descriptor.
   bool busy_wait(Micros deadline);
+  /// After the blocking wait that follows a busy_wait() that returned false: adapts the window
+  /// of BusyPoll::kAdaptive to how long the whole wait took.
+  void adapt_busy_poll();
   /// One poll without blocking: true if it delivered anything (I/O or a wake()).
   virtual bool peek() = 0;
 
@@ -60,7 +67,10 @@ class LinuxBackend : public IoBackend {
   std::vector<FdWaiters> fds_;
   int waiting_ = 0;
   long saved_timer_slack_ns_ = -1;
-  Micros busy_poll_us_ = 0;
+  Micros busy_poll_us_ = 0;   // the window, or its ceiling when adaptive
+  Micros window_us_ = 0;      // the window the next spin uses
+  Micros wait_started_ = -1;  // when the current spin-then-block began; -1: not spinning
+  bool adaptive_ = false;
   bool low_power_ = false;
 };
 

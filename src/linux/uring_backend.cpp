@@ -103,6 +103,7 @@ class UringBackend final : public LinuxBackend {
     }
     note_submitted();
     const int result = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout, nullptr);
+    adapt_busy_poll();
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN &&
         result != -EBUSY) {
       throw OSError(-result, "io_uring_submit_and_wait_timeout");

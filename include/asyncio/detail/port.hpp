@@ -86,9 +86,10 @@ class IoBackend {
   /// Entering or leaving low-power mode (Linux raises the timer slack). Default: nothing.
   virtual void set_low_power(bool /*on*/) {}
 
-  /// Loop::set_busy_poll: before blocking while tasks wait on I/O, poll for up to `us` µs.
-  /// Default: nothing (the port always blocks).
-  virtual void set_busy_poll(Micros /*us*/) {}
+  /// Loop::set_busy_poll: before blocking while tasks wait on I/O, poll for up to `us` µs
+  /// (`adaptive`: a window adapted between 0 and `us`). Default: nothing (the port always
+  /// blocks).
+  virtual void set_busy_poll(Micros /*us*/, bool /*adaptive*/) {}
 
   /// Interrupts wait(). Async-signal-safe and callable from any thread or interrupt handler.
   virtual void wake() noexcept = 0;
