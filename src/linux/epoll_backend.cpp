@@ -55,21 +55,19 @@ class EpollBackend final : public LinuxBackend {
     collect(0);
   }
 
-  void wait(Micros deadline) override {
-    if (busy_wait(deadline)) return;
+  void wake() noexcept override { wake_fd_.signal(); }
+
+ protected:
+  bool peek() override { return collect(0) > 0; }
+
+  void block(Micros deadline) override {
     Micros timeout = -1;
     if (deadline >= 0) {
       timeout = deadline - port::now();
       if (timeout < 0) timeout = 0;
     }
     collect(timeout);
-    adapt_busy_poll();
   }
-
-  void wake() noexcept override { wake_fd_.signal(); }
-
- protected:
-  bool peek() override { return collect(0) > 0; }
 
  private:
   /// One epoll_pwait2 with a µs timeout (-1 = forever); delivers what it returns. Returns the

@@ -69,6 +69,12 @@ void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int erro
   }
 }
 
+void LinuxBackend::wait(Micros deadline) {
+  if (busy_wait(deadline)) return;
+  block(deadline);
+  adapt_busy_poll();
+}
+
 bool LinuxBackend::busy_wait(Micros deadline) {
   wait_started_ = -1;
   if (busy_poll_us_ <= 0 || waiting_ == 0 || low_power_) return false;

@@ -28,6 +28,9 @@ class LinuxBackend : public IoBackend {
   /// Ends the waits on `fd` (both directions): their wait_io throws OSError(error).
   void abort(int fd, int error);
   bool has_waiters() const override { return waiting_ > 0; }
+  /// Busy polls as Loop::set_busy_poll asks, then blocks (block()), then adapts the window of
+  /// BusyPoll::kAdaptive to how long the whole wait took.
+  void wait(Micros deadline) final;
   /// Low power: a clock_nanosleep to an absolute time; neither I/O nor the eventfd ends it.
   void sleep_without_io(Micros deadline, bool timer_due) override;
   /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
@@ -49,15 +52,10 @@ class LinuxBackend : public IoBackend {
   /// bits); a non-zero `error` (an errno) makes their wait_io throw OSError.
   void deliver(int fd, unsigned directions, unsigned ready, int error = 0);
 
-  /// Busy polling (Loop::set_busy_poll): calls peek() until it delivers something, until
-  /// `deadline` (-1: none) or until the window ends. True if something was delivered; false
-  /// at once when busy polling is off, in low power, or with no task waiting on a descriptor.
-  bool busy_wait(Micros deadline);
-  /// After the blocking wait that follows a busy_wait() that returned false: adapts the window
-  /// of BusyPoll::kAdaptive to how long the whole wait took.
-  void adapt_busy_poll();
   /// One poll without blocking: true if it delivered anything (I/O or a wake()).
   virtual bool peek() = 0;
+  /// The backend's blocking wait (IoBackend::wait's contract), without busy polling.
+  virtual void block(Micros deadline) = 0;
 
   /// Backend hooks: begin/withdraw the kernel side of a wait. `token` identifies it.
   virtual std::uint64_t arm(int fd, FdWaiters& entry, unsigned events) = 0;
@@ -67,6 +65,16 @@ class LinuxBackend : public IoBackend {
   std::vector<FdWaiters> fds_;
   int waiting_ = 0;
   long saved_timer_slack_ns_ = -1;
+
+ private:
+  /// Busy polling (Loop::set_busy_poll): calls peek() until it delivers something, until
+  /// `deadline` (-1: none) or until the window ends. True if something was delivered; false
+  /// at once when busy polling is off, in low power, or with no task waiting on a descriptor.
+  bool busy_wait(Micros deadline);
+  /// After the block() that follows a busy_wait() that returned false: adapts the window of
+  /// BusyPoll::kAdaptive to how long the whole wait took.
+  void adapt_busy_poll();
+
   Micros busy_poll_us_ = 0;   // the window, or its ceiling when adaptive
   Micros window_us_ = 0;      // the window the next spin uses
   Micros wait_started_ = -1;  // when the current spin-then-block began; -1: not spinning

@@ -83,8 +83,10 @@ class UringBackend final : public LinuxBackend {
     if (io_uring_cq_ready(&ring_)) reap();
   }
 
-  void wait(Micros deadline) override {
-    if (busy_wait(deadline)) return;
+  void wake() noexcept override { wake_fd_.signal(); }
+
+ protected:
+  void block(Micros deadline) override {
     io_uring_cqe* cqe = nullptr;
     __kernel_timespec ts{};
     __kernel_timespec* timeout = nullptr;
@@ -103,7 +105,6 @@ class UringBackend final : public LinuxBackend {
     }
     note_submitted();
     const int result = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout, nullptr);
-    adapt_busy_poll();
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN &&
         result != -EBUSY) {
       throw OSError(-result, "io_uring_submit_and_wait_timeout");
@@ -111,9 +112,6 @@ class UringBackend final : public LinuxBackend {
     reap();
   }
 
-  void wake() noexcept override { wake_fd_.signal(); }
-
- protected:
   bool peek() override {
     if (unsubmitted_ || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN)) {
       submit_and_collect();
