@@ -3,7 +3,6 @@
 // A loop whose only live tasks wait on I/O or a ThreadSafeFlag must block until they are
 // woken (the seed crashes there with "empty heap"). A bad descriptor raises OSError(EBADF)
 // and leaves the other tasks running.
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -310,8 +309,7 @@ long sleeps_over_round_trips(int round_trips) {
   });
   long sleeps = 0;
   asyncio::run([&] {
-    rusage before{}, after{};
-    getrusage(RUSAGE_THREAD, &before);
+    const long before = test::thread_sleeps();
     for (int i = 0; i < round_trips; ++i) {
       char byte = static_cast<char>(i);
       REQUIRE(write(fds[0], &byte, 1) == 1);
@@ -319,8 +317,7 @@ long sleeps_over_round_trips(int round_trips) {
       REQUIRE(read(fds[0], &byte, 1) == 1);
       REQUIRE(byte == static_cast<char>(i));
     }
-    getrusage(RUSAGE_THREAD, &after);
-    sleeps = after.ru_nvcsw - before.ru_nvcsw;
+    sleeps = test::thread_sleeps() - before;
   });
   close(fds[0]);  // the peer reads end of stream and returns
   peer.join();

@@ -1,7 +1,5 @@
 // Low-power mode (SPEC S4, issue 4): timers on the 20 ms grid, I/O and flags batched to slot
 // boundaries, nothing lost, ordering unchanged, entering and leaving at run time.
-#include <sys/resource.h>
-
 #include <atomic>
 #include <thread>
 
@@ -168,13 +166,11 @@ TEST_CASE("low power: flags set at 1 kHz cost about one wake-up per 20 ms slot")
       done = true;
       flag.set();
     });
-    rusage before{}, after{};
-    getrusage(RUSAGE_THREAD, &before);
+    const long before = test::thread_sleeps();
     const auto start = test::Clock::now();
     while (!done) flag.wait();
     elapsed_ms = test::ms_since(start);
-    getrusage(RUSAGE_THREAD, &after);
-    wakeups = after.ru_nvcsw - before.ru_nvcsw;
+    wakeups = test::thread_sleeps() - before;
     setter.join();
   });
   const double slots = elapsed_ms / kSlotMs;

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <asyncio/asyncio.hpp>
@@ -63,6 +64,14 @@ using Clock = std::chrono::steady_clock;
 
 inline double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+/// Voluntary context switches of the calling thread so far: its sleeps. Preemption on a loaded
+/// machine does not count, so the difference over a stretch is a loop's wake-ups.
+inline long thread_sleeps() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_nvcsw;
 }
 
 /// The port's clock counts whole microseconds (it truncates clock_gettime), so a deadline can
