@@ -127,6 +127,23 @@ class Args {
     return found == values_.end() || found->second.empty() ? fallback : found->second;
   }
 
+  /// A comma-separated list such as `--workloads a,b` (empty: all), each item one of `known`:
+  /// a misspelt name must not silently run nothing.
+  std::string list(const std::string& name, const std::vector<std::string>& known) {
+    std::string value = text(name, "");
+    for (std::size_t start = 0; !value.empty() && start <= value.size();) {
+      std::size_t end = std::min(value.find(',', start), value.size());
+      std::string item = value.substr(start, end - start);
+      if (std::find(known.begin(), known.end(), item) == known.end()) {
+        std::string choices;
+        for (const auto& each : known) choices += (choices.empty() ? "" : ", ") + each;
+        fail(name + ": unknown '" + item + "' (one of: " + choices + ")");
+      }
+      start = end + 1;
+    }
+    return value;
+  }
+
   /// Rejects the command line with `message` unless `ok`.
   void require(bool ok, const std::string& message) {
     if (!ok) fail(message);

@@ -683,7 +683,7 @@ int main(int argc, char** argv) {
   const std::string connections = args.text("--connections", "");
   if (!connections.empty()) settings.connections = parse_list(connections, args);
   settings.impl_filter = args.text("--impl", "");
-  settings.parts = args.text("--parts", "");
+  settings.parts = args.list("--parts", {"echo", "echo_under_load", "write_nocopy"});
   settings.load_connections =
       static_cast<int>(args.number("--load-connections", kUnderLoadConnections));
   settings.busy_poll_us = static_cast<asyncio::Micros>(args.number("--busy-poll-us", 200));
