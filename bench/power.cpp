@@ -5,7 +5,11 @@
 //   timers     100 tasks sleeping periods of 1-50 ms;
 //   pipe_1khz  a pipe written at 1 kHz by another process, read by a task;
 //   idle       one task waiting on a ThreadSafeFlag nobody sets;
-//   tsf_1khz   a ThreadSafeFlag set at 1 kHz from another thread.
+//   tsf_1khz   a ThreadSafeFlag set at 1 kHz from another thread;
+// and, as the peer that the latencies are read against, measured in the same run:
+//   vm_wake    no loop: a plain thread sleeping to each 20 ms boundary (clock_nanosleep,
+//              default slack), its latency how late the VM woke it. Low power serves timers
+//              at these boundaries, so timers' lateness there is at most the slot plus this.
 //
 // How it measures. The bench re-executes itself with the hidden `--workload NAME --mode M`
 // through the proxy. The workload marks its steady state for the proxy (POWER_PROXY_MARK_FD),
@@ -23,6 +27,7 @@
 // the waiter running. "lost": bytes never read; sets after which the waiter never ran.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,13 +49,18 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: power [--json] [--quick] [--seconds N] [--rounds N]\n"
-    "             [--workloads blink,timers,pipe_1khz,idle,tsf_1khz]\n"
+    "             [--workloads blink,timers,pipe_1khz,idle,tsf_1khz,vm_wake]\n"
     "Runs each workload in normal and low-power mode under tools/power_proxy and compares\n"
     "wake-ups/s, CPU us/s, lost events, p99 latency and modelled power. The backend is\n"
-    "ASYNCIO_BACKEND's (epoll|uring; default auto).\n";
+    "ASYNCIO_BACKEND's (epoll|uring; default auto). vm_wake is the peer the latencies are\n"
+    "read against: the VM's own wake-up at 20 ms boundaries, without our loop.\n";
 
-const std::vector<std::string> kWorkloads = {"blink", "timers", "pipe_1khz", "idle", "tsf_1khz"};
+const std::vector<std::string> kWorkloads = {"blink",    "timers",   "pipe_1khz",
+                                             "idle",     "tsf_1khz", "vm_wake"};
 const std::vector<std::string> kModes = {"normal", "low_power"};
+/// The VM's own wake-up, the peer the latencies are read against (no loop, one mode).
+const std::string kVmWake = "vm_wake";
+const std::vector<std::string> kPlain = {"plain"};
 // Low-power mode's added latency bound (SPEC S4's 20 ms slot): latencies above it are counted.
 constexpr double kSlotMs = 20.0;
 
@@ -212,7 +222,11 @@ void idle(double seconds, Window& window, Outcome& outcome) {
 }
 
 /// (e) Another thread sets a flag every millisecond (absolute schedule); the task waits.
-void threadsafe_flag(double seconds, Window& window, Outcome& outcome) {
+/// The setter stands for a 1 kHz source independent of the loop, like pipe_1khz's writer
+/// process: it sleeps with `source_slack_ns`, the slack the process had before low-power
+/// mode. Started from the loop thread it would inherit the mode's 1 ms slack, and its sets
+/// would fire with the loop's own wake-ups, just too late for them: a full slot's wait.
+void threadsafe_flag(double seconds, long source_slack_ns, Window& window, Outcome& outcome) {
   asyncio::ThreadSafeFlag flag;
   std::atomic<std::int64_t> sets{0};
   std::atomic<std::int64_t> pending_since_ns{0};  // first set not yet served; 0 = none
@@ -220,6 +234,7 @@ void threadsafe_flag(double seconds, Window& window, Outcome& outcome) {
   const auto total = static_cast<std::int64_t>(seconds * 1000);
   window.begin();
   std::thread setter([&] {
+    prctl(PR_SET_TIMERSLACK, source_slack_ns, 0, 0, 0);
     timespec due{};
     clock_gettime(CLOCK_MONOTONIC, &due);
     for (std::int64_t i = 0; i < total; ++i) {
@@ -257,22 +272,45 @@ void threadsafe_flag(double seconds, Window& window, Outcome& outcome) {
   outcome.lost = total - served;
 }
 
+/// The VM's own timer wake-up: a plain thread, no loop, sleeps to each 20 ms boundary with the
+/// process's default slack and records how late it woke.
+void vm_wake(double seconds, Window& window, Outcome& outcome) {
+  constexpr std::int64_t kSlotNs = 20'000'000;
+  window.begin();
+  const std::int64_t stop = bench::now_ns() + static_cast<std::int64_t>(seconds * 1e9);
+  for (std::int64_t due = (bench::now_ns() / kSlotNs + 1) * kSlotNs; due < stop; due += kSlotNs) {
+    const timespec until{due / 1'000'000'000, due % 1'000'000'000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+    }
+    outcome.latency_ms.push_back(ms_since(due));
+    ++outcome.events;
+  }
+  window.end();
+}
+
 int run_workload(const std::string& name, const std::string& mode, double seconds, int fd,
                  int go_fd, std::int64_t expected) {
-  asyncio::power_mode(mode == "low_power");
+  const long source_slack_ns = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   Window window;
   Outcome outcome;
-  asyncio::run([&] {
-    if (name == "blink") blink(seconds, window, outcome);
-    if (name == "timers") timers(seconds, window, outcome);
-    if (name == "pipe_1khz") pipe_reader(fd, go_fd, expected, window, outcome);
-    if (name == "idle") idle(seconds, window, outcome);
-    if (name == "tsf_1khz") threadsafe_flag(seconds, window, outcome);
-  });
+  std::string backend = "none";
+  if (name == kVmWake) {
+    vm_wake(seconds, window, outcome);
+  } else {
+    asyncio::power_mode(mode == "low_power");
+    asyncio::run([&] {
+      if (name == "blink") blink(seconds, window, outcome);
+      if (name == "timers") timers(seconds, window, outcome);
+      if (name == "pipe_1khz") pipe_reader(fd, go_fd, expected, window, outcome);
+      if (name == "idle") idle(seconds, window, outcome);
+      if (name == "tsf_1khz") threadsafe_flag(seconds, source_slack_ns, window, outcome);
+    });
+    backend = asyncio::get_event_loop().backend_name();
+  }
   bench::JsonLine line;
   line.add("workload_result", name)
       .add("mode", mode)
-      .add("backend", asyncio::get_event_loop().backend_name())
+      .add("backend", backend)
       .add("events", outcome.events)
       .add("lost", outcome.lost)
       .add("latency_p99_ms", bench::percentile(outcome.latency_ms, 99))
@@ -470,7 +508,7 @@ int main(int argc, char** argv) {
   const bool quick = args.flag("--quick");
   const std::string workload = args.text("--workload", "");
   const std::string mode = args.text("--mode", "normal");
-  const std::string filter = args.text("--workloads", "");
+  const std::string filter = args.list("--workloads", kWorkloads);
   const int fd = static_cast<int>(args.number("--fd", -1));
   const int go_fd = static_cast<int>(args.number("--go-fd", -1));
   const auto expected = static_cast<std::int64_t>(args.number("--expected", 0));
@@ -498,13 +536,14 @@ int main(int argc, char** argv) {
       // The two modes alternate round by round, so that a burst from a co-tenant lands on
       // both alike; each mode reports its median round.
       std::map<std::string, std::vector<Row>> by_mode;
+      const std::vector<std::string>& modes = name == kVmWake ? kPlain : kModes;
       // Blink needs whole seconds to toggle at all; a short run still shows a toggle or two.
       // Idle is the 10 s: its one wake-up is the timeout that ends the run, so the
       // rate is 1 / duration.
       double duration = name == "blink" ? std::max(seconds, 2.0) : seconds;
       if (name == "idle" && !quick) duration = std::max(seconds, 10.0);
       for (int round = 0; round < rounds; ++round) {
-        for (const auto& each_mode : kModes) {
+        for (const auto& each_mode : modes) {
           if (!json && rounds > 1) {
             std::fprintf(stderr, "power: %s %s round %d/%d\n", name.c_str(), each_mode.c_str(),
                          round + 1, rounds);
@@ -512,7 +551,7 @@ int main(int argc, char** argv) {
           by_mode[each_mode].push_back(measure(proxy, name, each_mode, duration));
         }
       }
-      for (const auto& each_mode : kModes) {
+      for (const auto& each_mode : modes) {
         Row row = combine(by_mode[each_mode]);
         if (json) {
           bench::JsonLine line;
