@@ -270,13 +270,15 @@ struct EchoImpl {
   std::function<std::uint16_t()> port;
   std::function<int()> active_connections;
   std::function<std::int64_t()> cpu_ns;  // the server thread's CPU time
+  asyncio::Micros busy_poll_us = 0;        // its window, or the adaptive window's ceiling
 };
 
 /// The face of `server` (an AsyncioEchoServer or an AsioEchoServer, which must outlive it).
 template <class Server>
-EchoImpl echo_impl(std::string name, Server& server) {
+EchoImpl echo_impl(std::string name, Server& server, asyncio::Micros busy_poll_us = 0) {
   return {std::move(name), [s = &server] { return s->port(); },
-          [s = &server] { return s->active_connections(); }, [s = &server] { return s->cpu_ns(); }};
+          [s = &server] { return s->active_connections(); }, [s = &server] { return s->cpu_ns(); },
+          busy_poll_us};
 }
 
 std::int64_t this_thread_cpu_ns() {
@@ -364,19 +366,18 @@ void run_echo(const Settings& settings) {
     asio_server = std::make_unique<echo_bench::AsioEchoServer>();
     impls.push_back(echo_impl("boost_asio", *asio_server));
   }
-  if (bench::selected(settings.impl_filter, "uring_busy_poll") &&
-      !bench::available_backends("uring").empty()) {
+  // The busy-polling servers: io_uring with a fixed window, and with an adaptive one.
+  const std::pair<const char*, asyncio::BusyPoll> busy_pollers[] = {
+      {"uring_busy_poll", asyncio::BusyPoll::kFixed},
+      {"uring_adaptive", asyncio::BusyPoll::kAdaptive}};
+  for (const auto& [name, mode] : busy_pollers) {
+    if (!bench::selected(settings.impl_filter, name) || bench::available_backends("uring").empty()) {
+      continue;
+    }
     auto& server = asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(
-        AsyncioEchoServer::Config{.backend = "uring", .busy_poll_us = settings.busy_poll_us}));
-    impls.push_back(echo_impl("uring_busy_poll", *server));
-  }
-  if (bench::selected(settings.impl_filter, "uring_adaptive") &&
-      !bench::available_backends("uring").empty()) {
-    auto& server = asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(
-        AsyncioEchoServer::Config{.backend = "uring",
-                                  .busy_poll_us = settings.busy_poll_us,
-                                  .busy_poll_mode = asyncio::BusyPoll::kAdaptive}));
-    impls.push_back(echo_impl("uring_adaptive", *server));
+        AsyncioEchoServer::Config{
+            .backend = "uring", .busy_poll_us = settings.busy_poll_us, .busy_poll_mode = mode}));
+    impls.push_back(echo_impl(name, *server, settings.busy_poll_us));
   }
   if (impls.empty()) throw std::runtime_error("--impl selects no server");
 
@@ -453,7 +454,7 @@ void run_echo(const Settings& settings) {
             .add("requests_per_sec", figure(impl.name, connections, Figure::kThroughput))
             .add("p99_us", figure(impl.name, connections, Figure::kP99))
             .add("server_cpu_us_per_request", figure(impl.name, connections, Figure::kServerCpu))
-            .add("busy_poll_us", impl.name.starts_with("uring_") ? settings.busy_poll_us : 0)
+            .add("busy_poll_us", impl.busy_poll_us)
             .print();
       }
     }
