@@ -5,6 +5,7 @@
 // queue, and blocks in the backend only when nothing is ready (S3).
 #include "asyncio/loop.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "asyncio/errors.hpp"
@@ -230,8 +231,10 @@ bool Loop::nothing_can_happen() const {
 
 void Loop::wait_for_events() {
   // Low power serves timers on the 20 ms grid (every task due in a slot runs on one wake-up);
-  // normal mode on a fine grid that only batches timers due within microseconds of each other.
-  const Micros grid = low_power_ ? kLowPowerSliceUs : (timer_resolution_ > 1 ? timer_resolution_ : 1);
+  // normal mode on a fine grid that only batches timers due within microseconds of each other,
+  // never finer than the backend can wake (a board's 1 ms tick).
+  const Micros grid = low_power_ ? kLowPowerSliceUs
+                                 : std::max({timer_resolution_, backend_->timer_resolution(), Micros{1}});
   const std::uint64_t deliveries_before = io_deliveries_;
   Micros deadline = -1;
   if (!timers_.empty()) {

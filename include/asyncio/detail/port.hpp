@@ -98,8 +98,8 @@ class IoBackend {
   /// that nothing can ever happen.
   virtual bool has_waiters() const = 0;
 
-  /// Lowest deadline the backend can honour without busy waiting, as a grid (µs): wait()
-  /// deadlines are rounded up to it. 1 on Linux.
+  /// The finest grid (µs) on which the backend can end a wait without busy waiting: the loop
+  /// never rounds a timer deadline to a finer one. 1 on Linux; a board's tick on a board.
   virtual Micros timer_resolution() const { return 1; }
 };
 
