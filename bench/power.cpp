@@ -23,8 +23,10 @@
 // JSON give each mode's median round (lost: the sum; max lateness: the worst round).
 //
 // Latency: blink and timers, how late each sleep returned; pipe_1khz, now minus the writer's
-// CLOCK_MONOTONIC stamp (8 bytes per write); tsf_1khz, from the first set() not yet served to
-// the waiter running. "lost": bytes never read; sets after which the waiter never ran.
+// CLOCK_MONOTONIC stamp (8 bytes per write); tsf_1khz, from each set() to the waiter's run that
+// served it (sets coalesce: one run serves every set since the last), and on its own, as
+// "first_set_p99_ms" in the JSON, for the first set each run served, the one that waited
+// longest. "lost": bytes never read; sets after which the waiter never ran.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -84,6 +86,7 @@ struct Usage {
 /// What one workload run reports to the parent: one JSON line on stdout.
 struct Outcome {
   std::vector<double> latency_ms;
+  std::vector<double> first_latency_ms;  // tsf_1khz: the first set each waiter run served
   std::int64_t lost = 0;
   std::int64_t events = 0;
 };
@@ -228,10 +231,10 @@ void idle(double seconds, Window& window, Outcome& outcome) {
 /// would fire with the loop's own wake-ups, just too late for them: a full slot's wait.
 void threadsafe_flag(double seconds, long source_slack_ns, Window& window, Outcome& outcome) {
   asyncio::ThreadSafeFlag flag;
-  std::atomic<std::int64_t> sets{0};
-  std::atomic<std::int64_t> pending_since_ns{0};  // first set not yet served; 0 = none
-  std::atomic<bool> done{false};
   const auto total = static_cast<std::int64_t>(seconds * 1000);
+  std::vector<std::int64_t> set_ns(static_cast<std::size_t>(total));  // when set i happened
+  std::atomic<std::int64_t> sets{0};  // set_ns[0, sets) are written
+  std::atomic<bool> done{false};
   window.begin();
   std::thread setter([&] {
     prctl(PR_SET_TIMERSLACK, source_slack_ns, 0, 0, 0);
@@ -244,9 +247,8 @@ void threadsafe_flag(double seconds, long source_slack_ns, Window& window, Outco
         ++due.tv_sec;
       }
       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr);
-      std::int64_t none = 0;
-      pending_since_ns.compare_exchange_strong(none, bench::now_ns());
-      sets.fetch_add(1);
+      set_ns[static_cast<std::size_t>(i)] = bench::now_ns();
+      sets.store(i + 1, std::memory_order_release);
       flag.set();
     }
     done.store(true);
@@ -256,9 +258,16 @@ void threadsafe_flag(double seconds, long source_slack_ns, Window& window, Outco
   auto waiter = asyncio::create_task([&] {
     for (;;) {
       flag.wait();
-      served = sets.load();
-      std::int64_t since = pending_since_ns.exchange(0);
-      if (since != 0) outcome.latency_ms.push_back(ms_since(since));
+      const std::int64_t upto = sets.load(std::memory_order_acquire);
+      // Every set this run serves, as every stamp in pipe_1khz; the first of them waited
+      // longest, and is also reported on its own.
+      if (upto > served) {
+        outcome.first_latency_ms.push_back(ms_since(set_ns[static_cast<std::size_t>(served)]));
+      }
+      for (std::int64_t i = served; i < upto; ++i) {
+        outcome.latency_ms.push_back(ms_since(set_ns[static_cast<std::size_t>(i)]));
+      }
+      served = upto;
       ++outcome.events;
       if (done.load() && served == total) return;
     }
@@ -315,6 +324,7 @@ int run_workload(const std::string& name, const std::string& mode, double second
       .add("lost", outcome.lost)
       .add("latency_p99_ms", bench::percentile(outcome.latency_ms, 99))
       .add("latency_max_ms", bench::percentile(outcome.latency_ms, 100))
+      .add("first_set_p99_ms", bench::percentile(outcome.first_latency_ms, 99))
       .add("samples", static_cast<std::int64_t>(outcome.latency_ms.size()))
       .add("late_over_slot", static_cast<std::int64_t>(
                                  std::count_if(outcome.latency_ms.begin(), outcome.latency_ms.end(),
@@ -412,6 +422,7 @@ std::vector<std::string> run_capturing(std::vector<std::string> argv,
 struct Row {
   std::string workload, mode, backend, meter, scope;
   double wakeups_per_sec = 0, cpu_us_per_sec = 0, p99 = 0, max = 0, power = 0;
+  double first_set_p99 = 0;  // tsf_1khz: p99 of the first set each waiter run served
   std::int64_t lost = 0;
 };
 
@@ -458,6 +469,7 @@ Row measure(const std::string& proxy, const std::string& workload, const std::st
   row.lost = static_cast<std::int64_t>(json_number(result, "lost"));
   row.p99 = json_number(result, "latency_p99_ms");
   row.max = json_number(result, "latency_max_ms");
+  row.first_set_p99 = json_number(result, "first_set_p99_ms");
   double window = json_number(result, "seconds");
   // The power model of tools/power_proxy with its default coefficients (see its source).
   double idle_mw = 2000, wakeup_uj = 50, active_mw = 10000;
@@ -492,6 +504,7 @@ Row combine(const std::vector<Row>& rounds) {
   out.wakeups_per_sec = median_of(&Row::wakeups_per_sec);
   out.cpu_us_per_sec = median_of(&Row::cpu_us_per_sec);
   out.p99 = median_of(&Row::p99);
+  out.first_set_p99 = median_of(&Row::first_set_p99);
   out.power = median_of(&Row::power);
   out.lost = 0;
   out.max = 0;
@@ -567,6 +580,7 @@ int main(int argc, char** argv) {
               .add("scope", row.scope)
               .add("backend", row.backend)
               .add("latency_max_ms", row.max);
+          if (row.workload == "tsf_1khz") line.add("first_set_p99_ms", row.first_set_p99);
           line.print();
         }
         table.add_row({row.workload, row.mode, bench::fixed(row.wakeups_per_sec, 2),
