@@ -144,6 +144,14 @@ double ms_since(std::int64_t stamp_ns) {
   return static_cast<double>(bench::now_ns() - stamp_ns) / 1e6;
 }
 
+/// Sleeps until `due_ns` on bench::now_ns()'s clock (CLOCK_MONOTONIC); a signal does not end
+/// the sleep early. The 1 kHz sources and vm_wake keep absolute schedules with it.
+void sleep_until_ns(std::int64_t due_ns) {
+  const timespec until{due_ns / 1'000'000'000, due_ns % 1'000'000'000};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+  }
+}
+
 /// (a) One task toggling a (pretend) LED every second, on an absolute schedule.
 void blink(double seconds, Window& window, Outcome& outcome) {
   bool led = false;
@@ -238,15 +246,9 @@ void threadsafe_flag(double seconds, long source_slack_ns, Window& window, Outco
   window.begin();
   std::thread setter([&] {
     prctl(PR_SET_TIMERSLACK, source_slack_ns, 0, 0, 0);
-    timespec due{};
-    clock_gettime(CLOCK_MONOTONIC, &due);
+    const std::int64_t start = bench::now_ns();
     for (std::int64_t i = 0; i < total; ++i) {
-      due.tv_nsec += 1'000'000;
-      if (due.tv_nsec >= 1'000'000'000) {
-        due.tv_nsec -= 1'000'000'000;
-        ++due.tv_sec;
-      }
-      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr);
+      sleep_until_ns(start + (i + 1) * 1'000'000);
       set_ns[static_cast<std::size_t>(i)] = bench::now_ns();
       sets.store(i + 1, std::memory_order_release);
       flag.set();
@@ -288,9 +290,7 @@ void vm_wake(double seconds, Window& window, Outcome& outcome) {
   window.begin();
   const std::int64_t stop = bench::now_ns() + static_cast<std::int64_t>(seconds * 1e9);
   for (std::int64_t due = (bench::now_ns() / kSlotNs + 1) * kSlotNs; due < stop; due += kSlotNs) {
-    const timespec until{due / 1'000'000'000, due % 1'000'000'000};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
-    }
+    sleep_until_ns(due);
     outcome.latency_ms.push_back(ms_since(due));
     ++outcome.events;
   }
@@ -366,15 +366,9 @@ std::string find_proxy() {
 [[noreturn]] void write_stamps(int fd, int go_fd, std::int64_t count) {
   char go = 0;
   if (read(go_fd, &go, 1) != 1) _exit(1);
-  timespec due{};
-  clock_gettime(CLOCK_MONOTONIC, &due);
+  const std::int64_t start = bench::now_ns();
   for (std::int64_t i = 0; i < count; ++i) {
-    due.tv_nsec += 1'000'000;
-    if (due.tv_nsec >= 1'000'000'000) {
-      due.tv_nsec -= 1'000'000'000;
-      ++due.tv_sec;
-    }
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr);
+    sleep_until_ns(start + (i + 1) * 1'000'000);
     std::int64_t stamp = bench::now_ns();
     if (write(fd, &stamp, 8) != 8) _exit(1);
   }
