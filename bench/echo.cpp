@@ -51,6 +51,7 @@
 #include <map>
 #include <memory>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -370,10 +371,11 @@ void run_echo(const Settings& settings) {
   const std::pair<const char*, asyncio::BusyPoll> busy_pollers[] = {
       {"uring_busy_poll", asyncio::BusyPoll::kFixed},
       {"uring_adaptive", asyncio::BusyPoll::kAdaptive}};
+  std::optional<bool> have_uring;  // probed once (it opens a loop), and only if one is selected
   for (const auto& [name, mode] : busy_pollers) {
-    if (!bench::selected(settings.impl_filter, name) || bench::available_backends("uring").empty()) {
-      continue;
-    }
+    if (!bench::selected(settings.impl_filter, name)) continue;
+    if (!have_uring) have_uring = !bench::available_backends("uring").empty();
+    if (!*have_uring) continue;
     auto& server = asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(
         AsyncioEchoServer::Config{
             .backend = "uring", .busy_poll_us = settings.busy_poll_us, .busy_poll_mode = mode}));
