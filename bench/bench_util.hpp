@@ -35,6 +35,13 @@ inline std::int64_t now_ns() {
   return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
 }
 
+/// CPU time used so far by the calling thread, in nanoseconds (a system call, ~1 µs).
+inline std::int64_t this_thread_cpu_ns() {
+  timespec used{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used);
+  return std::int64_t{used.tv_sec} * 1'000'000'000 + used.tv_nsec;
+}
+
 /// User + system CPU time consumed so far by the whole process, in microseconds.
 inline std::int64_t process_cpu_us() {
   rusage usage{};

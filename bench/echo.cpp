@@ -282,12 +282,6 @@ EchoImpl echo_impl(std::string name, Server& server, asyncio::Micros busy_poll_u
           busy_poll_us};
 }
 
-std::int64_t this_thread_cpu_ns() {
-  timespec used{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used);
-  return std::int64_t{used.tv_sec} * 1'000'000'000 + used.tv_nsec;
-}
-
 /// Waits until the server has closed every connection of the previous measurement, so that
 /// its teardown does not run during the next one.
 void wait_until_idle(const EchoImpl& impl) {
@@ -403,12 +397,12 @@ void run_echo(const Settings& settings) {
         std::int64_t wall = 0;
         load.on_window_start = [&] {
           server_cpu = -impl.cpu_ns();
-          client_cpu = -this_thread_cpu_ns();
+          client_cpu = -bench::this_thread_cpu_ns();
           wall = -bench::now_ns();
         };
         load.on_window_end = [&] {
           server_cpu += impl.cpu_ns();
-          client_cpu += this_thread_cpu_ns();
+          client_cpu += bench::this_thread_cpu_ns();
           wall += bench::now_ns();
         };
         const echo_load::Result result = echo_load::run(load);
