@@ -19,8 +19,11 @@
 // part of the measured process and the proxy counts every thread, so there the figures are
 // the loop thread's own (getrusage RUSAGE_THREAD); the JSON says "scope":"loop_thread".
 // Without the proxy the bench measures in-process (getrusage) and says so on stderr.
-// Each workload runs --rounds times (default 3) with the modes alternating; the table and the
-// JSON give each mode's median round (lost: the sum; max lateness: the worst round).
+// Each workload runs --rounds times (default 3); the table and the JSON give each mode's median
+// round (lost: the sum; max lateness: the worst round). Blink and idle, one wake-up a second or
+// less, run both modes at once; the busier workloads alternate them round by round.
+// "cpu_us_per_wakeup" is CPU us/s over wake-ups/s; vm_wake's is the VM's bare cost of a wake-up,
+// the floor for blink, whose "toggle_cpu_p50_us" is the median toggle's loop-thread CPU.
 //
 // Latency: blink and timers, how late each sleep returned; pipe_1khz, now minus the writer's
 // CLOCK_MONOTONIC stamp (8 bytes per write); tsf_1khz, from each set() to the waiter's run that
