@@ -382,9 +382,13 @@ int wait_for_command(pid_t pid, int mark_fd, int ack_fd, bool quiet, const Child
   std::int64_t next_progress_us = start_us + 1'000'000;
   while (pidfd >= 0) {
     pollfd entries[2] = {{pidfd, POLLIN, 0}, {mark_fd, POLLIN, 0}};
+    // Quiet, there is nothing to do between marks and the exit: no timeout, so that the proxy
+    // adds no wake-up of its own to the machine it measures (it woke every second, a few ms
+    // before each toggle of a 1 s blink).
     int timeout_ms =
-        static_cast<int>(std::max<std::int64_t>(0, next_progress_us - now_us()) / 1000);
-    int ready = poll(entries, mark_fd >= 0 ? 2 : 1, timeout_ms + 1);
+        quiet ? -1
+              : static_cast<int>(std::max<std::int64_t>(0, next_progress_us - now_us()) / 1000) + 1;
+    int ready = poll(entries, mark_fd >= 0 ? 2 : 1, timeout_ms);
     if (ready < 0 && errno != EINTR) break;
     if (ready > 0 && (entries[1].revents & POLLIN)) {
       Mark mark{};
@@ -394,9 +398,8 @@ int wait_for_command(pid_t pid, int mark_fd, int ack_fd, bool quiet, const Child
       mark_fd = -1;  // the command closed its end; only the exit is left to wait for
     }
     if (ready > 0 && (entries[0].revents & POLLIN)) break;
-    if (now_us() >= next_progress_us) {
+    if (!quiet && now_us() >= next_progress_us) {
       next_progress_us += 1'000'000;
-      if (quiet) continue;
       Sample now = sample_live(pid, group);
       double seconds = static_cast<double>(now.time_us - start_us) / 1e6;
       std::fprintf(stderr, "power_proxy: %.0f s, %lld wake-ups, CPU %.0f us/s\n", seconds,

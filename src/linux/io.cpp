@@ -97,6 +97,12 @@ bool LinuxBackend::busy_wait(Micros deadline) {
 // beyond the slot (the next wake-up is one slot later, anywhere in the kernel's window). Half
 // of it was tried: bench/power's tsf_1khz p99 was 20.3-21.4 ms in seven runs with 0.5 ms and in
 // five with 1 ms, the VM's wake-up jitter dominating either way, so the coalescing window stays.
+//
+// Only some of the loop's sleeps take the slack. clock_nanosleep (the batching sleeps) and
+// epoll_pwait2 do; io_uring's wait timeout does not: a low-power loop on io_uring woke ~0.1 ms
+// past its 20 ms boundaries with 0, 50 µs or 5 ms of slack, on epoll 1.1 ms past them with this
+// 1 ms (a throw-away probe, 40 wake-ups each). So on io_uring the kernel cannot coalesce the
+// loop's waits for a due timer with other wake-ups; they end at the boundary itself.
 constexpr long kLowPowerTimerSlackNs = 1'000'000;
 
 // The adaptive window's first step, as KVM's halt_poll_ns_grow_start (10 µs).
