@@ -542,7 +542,8 @@ Row combine(const std::vector<Row>& rounds) {
   auto median_of = [&](double Row::*field) {
     std::vector<double> values;
     for (const Row& round : rounds) {
-      if (!std::isnan(round.*field)) values.push_back(round.*field);  // per wake-up: none
+      // NaN: the round has no such figure (no latency sample, or no wake-up to divide by).
+      if (!std::isnan(round.*field)) values.push_back(round.*field);
     }
     return values.empty() ? std::nan("") : bench::median(values);
   };
@@ -557,7 +558,8 @@ Row combine(const std::vector<Row>& rounds) {
   out.max = std::nan("");  // stays so where no round had a latency to measure (idle)
   for (const Row& round : rounds) {
     out.lost += round.lost;
-    if (!(round.max <= out.max)) out.max = std::isnan(round.max) ? out.max : round.max;
+    if (std::isnan(round.max)) continue;
+    out.max = std::isnan(out.max) ? round.max : std::max(out.max, round.max);
   }
   return out;
 }
@@ -605,8 +607,8 @@ int main(int argc, char** argv) {
       const bool together = name == "blink" || name == "idle";
       // Blink needs whole seconds to toggle at all; a short run still shows a toggle or two.
       // Idle is the 10 s: its one wake-up is the timeout that ends the run, so the
-      // rate is 1 / duration. Blink rounds last 20 s: each toggle costs ~60 us of CPU here
-      // and one in ten costs twice that, so fewer toggles leave a round to chance.
+      // rate is 1 / duration. Blink rounds last 20 s: a toggle costs ~60 us of CPU here and
+      // an occasional one 2-5x that, which moves a round of few toggles by itself.
       double duration = name == "blink" ? std::max(seconds, 2.0) : seconds;
       if (name == "idle" && !quick) duration = std::max(seconds, 10.0);
       if (name == "blink" && !quick) duration = std::max(seconds, 20.0);
