@@ -539,14 +539,16 @@ Row finish_run(Run& run) {
 /// events add up over rounds, and the worst lateness is the worst of any round.
 Row combine(const std::vector<Row>& rounds) {
   Row out = rounds.front();
-  auto median_of = [&](double Row::*field) {
+  // The rounds that have the figure: NaN means none (no latency sample, or no wake-up to
+  // divide by). bench::percentile is NaN when no round has it.
+  auto present = [&](double Row::*field) {
     std::vector<double> values;
     for (const Row& round : rounds) {
-      // NaN: the round has no such figure (no latency sample, or no wake-up to divide by).
       if (!std::isnan(round.*field)) values.push_back(round.*field);
     }
-    return values.empty() ? std::nan("") : bench::median(values);
+    return values;
   };
+  auto median_of = [&](double Row::*field) { return bench::median(present(field)); };
   out.wakeups_per_sec = median_of(&Row::wakeups_per_sec);
   out.cpu_us_per_sec = median_of(&Row::cpu_us_per_sec);
   out.p99 = median_of(&Row::p99);
@@ -554,13 +556,9 @@ Row combine(const std::vector<Row>& rounds) {
   out.cpu_per_wakeup = median_of(&Row::cpu_per_wakeup);
   out.toggle_cpu_p50 = median_of(&Row::toggle_cpu_p50);
   out.power = median_of(&Row::power);
+  out.max = bench::percentile(present(&Row::max), 100);
   out.lost = 0;
-  out.max = std::nan("");  // stays so where no round had a latency to measure (idle)
-  for (const Row& round : rounds) {
-    out.lost += round.lost;
-    if (std::isnan(round.max)) continue;
-    out.max = std::isnan(out.max) ? round.max : std::max(out.max, round.max);
-  }
+  for (const Row& round : rounds) out.lost += round.lost;
   return out;
 }
 
