@@ -2,7 +2,7 @@
 // (a human table, or one JSON object per line), percentiles, clocks, CPU time and RSS, and
 // the choice of the loop backends to compare.
 //
-// Output contract (issue 2): with --json, stdout carries only JSON lines and every human word
+// Output contract: with --json, stdout carries only JSON lines and every human word
 // goes to stderr; without it, the comparison table goes to stdout.
 #pragma once
 

@@ -1,4 +1,4 @@
-// bench/echo: issue 3's figures, measured side by side in one run.
+// bench/echo: the echo figures, measured side by side in one run.
 //
 //  echo             requests/s and p99 round trip of an echo server at 1, 100 and 1,000
 //                   connections: asyncio on io_uring ("uring"), asyncio on epoll ("epoll") and a
@@ -160,7 +160,7 @@ using echo_bench::kEchoBufferSize;
 // ---- The asyncio echo server, same shape as the Asio one ----
 
 /// Runs `block_us` busy-waits then sleep_ms(0), forever: the background load of
-/// echo_under_load (the seed's demos block 5 ms; issue 3 asks for 1 ms).
+/// echo_under_load (the seed's demos block 5 ms; we use 1 ms).
 void busy_task(int block_us) {
   for (;;) {
     const std::int64_t end = bench::now_ns() + std::int64_t{block_us} * 1000;

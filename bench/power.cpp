@@ -1,4 +1,4 @@
-// bench/power (issue 4): what low-power mode saves. Each workload runs in normal and in
+// bench/power: what low-power mode saves. Each workload runs in normal and in
 // low-power mode, each run in its own process under tools/power_proxy (found next to this
 // executable, at ../tools/power_proxy), and one table compares them:
 //   blink      one task toggling every 1 s;
@@ -66,7 +66,7 @@ const std::vector<std::string> kModes = {"normal", "low_power"};
 /// The VM's own wake-up, the peer the latencies are read against (no loop, one mode).
 const std::string kVmWake = "vm_wake";
 const std::vector<std::string> kPlain = {"plain"};
-// Low-power mode's added latency bound (SPEC S4's 20 ms slot): latencies above it are counted.
+// Low-power mode's added latency bound (docs/semantics.md#low-power's 20 ms slot): latencies above it are counted.
 constexpr double kSlotMs = 20.0;
 
 std::int64_t micros(const timeval& t) {

@@ -8,7 +8,7 @@
 // first-run costs stay out of the figure.
 
 // Boost 1.74's Asio uses std::exchange without including <utility>; under g++ 12 in C++20
-// mode nothing else pulls it in first (linux-notes.md).
+// mode nothing else pulls it in first ().
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/fiber/all.hpp>
@@ -49,7 +49,7 @@ class SwitchMeter {
  private:
   // Worker 0 is the timekeeper. By its second switch every worker has run once (all three
   // schedulers are FIFO), so the clock starts there. It then reads the clock every 64th turn:
-  // one clock_gettime (~28 ns, linux-notes.md) per at least 640 switches costs < 0.5 %.
+  // one clock_gettime (~28 ns) per at least 640 switches costs < 0.5 %.
   static constexpr std::uint64_t kWarmupTurns = 2;
   static constexpr std::uint64_t kTurnsPerClockRead = 64;
 

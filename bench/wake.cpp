@@ -31,7 +31,7 @@ constexpr const char* kUsage =
     "uring,epoll,raw_eventfd_epoll]\n"
     "Latency from a set() on another thread to the waiting task running, p50/p99 in us.\n";
 
-// Samples are spaced 0.5..1 ms apart (issue 2): long enough for the waiter to be blocked again
+// Samples are spaced 0.5..1 ms apart: long enough for the waiter to be blocked again
 // before the next set, and jittered so that the sets do not phase-lock with a periodic tick.
 constexpr std::int64_t kMinSpacingNs = 500'000;
 constexpr std::int64_t kMaxSpacingNs = 1'000'000;
@@ -169,7 +169,7 @@ Settings parse(int argc, char** argv) {
   Settings settings;
   settings.json = args.flag("--json");
   bool quick = args.flag("--quick");
-  // 2000 samples (issue 2) put ~20 behind the p99; at ~0.75 ms each, three impls take ~5 s.
+  // 2000 samples put ~20 behind the p99; at ~0.75 ms each, three impls take ~5 s.
   settings.samples = static_cast<int>(args.number("--samples", quick ? 300 : 2000));
   settings.rounds = static_cast<int>(args.number("--rounds", quick ? 3 : 10));
   settings.impl_filter = args.text("--impl", "");

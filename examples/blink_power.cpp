@@ -1,4 +1,4 @@
-// blink_power: the seed's blink, toggling an LED every second, in either power mode (SPEC S4).
+// blink_power: the seed's blink, toggling an LED every second, in either power mode (docs/semantics.md#low-power).
 //
 // There is no GPIO on this machine, so each toggle is a log line (libgpiod is not used). In
 // low-power mode the toggle is served on the loop's 20 ms grid: up to 20 ms late, but the

@@ -1,4 +1,4 @@
-// echo_client: a load generator for an echo server (issue 3), e.g. examples/echo_server.
+// echo_client: a load generator for an echo server, e.g. examples/echo_server.
 //
 // It opens N connections, sends R requests on each (one at a time per connection: a request
 // goes out when the previous reply is complete), checks every echoed byte, and prints the

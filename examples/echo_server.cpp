@@ -1,4 +1,4 @@
-// echo_server: a TCP echo server on asyncio streams (issue 3), MicroPython's
+// echo_server: a TCP echo server on asyncio streams, MicroPython's
 //
 //   async def echo(reader, writer):
 //       while data := await reader.read(16384):

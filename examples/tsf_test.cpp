@@ -48,7 +48,7 @@ static_assert(std::atomic<void*>::is_always_lock_free);
 
 /// What a source and the waiting task share. Every set gets its own timestamp: when a stall
 /// (the process descheduled, say) lets two sets arrive before the waiter runs, they coalesce
-/// into one wake-up (SPEC S5), and the latency is measured from the older one, the set the
+/// into one wake-up (docs/semantics.md#threadsafeflag), and the latency is measured from the older one, the set the
 /// waiter was late for, not from the newer one (which would look fast).
 struct Trigger {
   explicit Trigger(int total_sets) : set_times_ns(static_cast<std::size_t>(total_sets)) {}
@@ -222,7 +222,7 @@ void measure(Source source, Trigger& trigger, Round& round, int iterations, demo
       asyncio::sleep_ms(kPeriodMs);
     }
   }
-  // Every set must wake the waiter (SPEC S5); a lost one would otherwise hang the demo.
+  // Every set must wake the waiter (docs/semantics.md#threadsafeflag); a lost one would otherwise hang the demo.
   const std::int64_t limit_ms = std::int64_t{iterations} * kPeriodMs + 5000;
   try {
     asyncio::wait_for_ms([&round] { round.done.wait(); }, limit_ms);

@@ -19,7 +19,7 @@
 // Each line reports how long it took from write() to readline() returning. Both ends are in
 // this process, as in the seed (TX wired to RX), so the loop is awake when a line is written
 // and the receiver runs at the next task switch in either power mode; low-power mode
-// (power_mode(true), SPEC S4) shows in the sender's period instead, served on the 20 ms grid.
+// (power_mode(true), docs/semantics.md#low-power) shows in the sender's period instead, served on the 20 ms grid.
 //
 //   uart_test [--low-power] [--count 5] [--period-ms 2000] [--backend auto|uring|epoll] [--json]
 // With --json: {"demo":"uart_test","mode":"normal"|"low_power","line":N,"ms":X} per line, then

@@ -1,4 +1,4 @@
-// Backend selection (SPEC S3 architecture; issue 2): Loop::Options::backend or
+// Backend selection: Loop::Options::backend or
 // ASYNCIO_BACKEND chooses "uring", "epoll" or "auto"; "auto" falls back to epoll when
 // io_uring_setup fails with EPERM, ENOSYS or EINVAL (Docker's seccomp, io_uring_disabled).
 //

@@ -1,4 +1,4 @@
-// Cancellation (SPEC S7): cancel() makes CancelledError surface at the task's current
+// Cancellation (docs/semantics.md#tasks): cancel() makes CancelledError surface at the task's current
 // suspension point, whatever kind it is; it returns false for a finished task; CancelledError
 // is not a std::exception.
 #include <mutex>

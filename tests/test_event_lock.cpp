@@ -1,4 +1,4 @@
-// Event and Lock (SPEC S6; MicroPython's event.py and lock.py).
+// Event and Lock (docs/semantics.md#event-and-lock; MicroPython's event.py and lock.py).
 #include <algorithm>
 #include <mutex>
 

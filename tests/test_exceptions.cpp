@@ -1,4 +1,4 @@
-// Exceptions (SPEC S7, S8): a task's exception reaches whoever awaits it; an exception nobody
+// Exceptions (docs/semantics.md#tasks, docs/semantics.md#functions): a task's exception reaches whoever awaits it; an exception nobody
 // awaits goes to the loop's exception handler ("Task exception wasn't retrieved").
 #include "test_support.hpp"
 

@@ -1,4 +1,4 @@
-// gather (SPEC S8), following MicroPython's tests/extmod/asyncio_gather.py case by case.
+// gather (docs/semantics.md#functions), following MicroPython's tests/extmod/asyncio_gather.py case by case.
 #include "test_support.hpp"
 
 using test::Log;

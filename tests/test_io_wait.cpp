@@ -1,4 +1,4 @@
-// Waiting on file descriptors and the all-I/O-wait case (SPEC S3, S11).
+// Waiting on file descriptors and the all-I/O-wait case (docs/semantics.md#waiting, docs/semantics.md#errors).
 //
 // A loop whose only live tasks wait on I/O or a ThreadSafeFlag must block until they are
 // woken (the seed crashes there with "empty heap"). A bad descriptor raises OSError(EBADF)

@@ -1,5 +1,5 @@
-// The event loop API (SPEC S8): run, run_until_complete, run_forever/stop, close,
-// get_event_loop/new_event_loop, current_task, and the errors of misuse (S11).
+// The event loop API (docs/semantics.md#functions): run, run_until_complete, run_forever/stop, close,
+// get_event_loop/new_event_loop, current_task, and the errors of misuse (docs/semantics.md#errors).
 #include <cstring>
 #include <thread>
 

@@ -1,4 +1,4 @@
-// Low-power mode (SPEC S4, issue 4): timers on the 20 ms grid, I/O and flags batched to slot
+// Low-power mode (docs/semantics.md#low-power): timers on the 20 ms grid, I/O and flags batched to slot
 // boundaries, nothing lost, ordering unchanged, entering and leaving at run time.
 #include <atomic>
 #include <thread>

@@ -1,4 +1,4 @@
-// TCP streams (SPEC S10, S11): open_connection and start_server over IPv4 and IPv6, name
+// TCP streams (docs/semantics.md#streams, docs/semantics.md#errors): open_connection and start_server over IPv4 and IPv6, name
 // resolution that does not block the loop, and errors a user can act on — refused
 // connection, peer reset, broken pipe (never SIGPIPE), bad descriptor, address in use — each
 // leaving the loop and the other tasks running, with no descriptor leaked.

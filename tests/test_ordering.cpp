@@ -1,4 +1,4 @@
-// Run order (SPEC S1): ready tasks run by (due time, arrival order); sleep_ms(0) goes behind
+// Run order (docs/semantics.md#run-order): ready tasks run by (due time, arrival order); sleep_ms(0) goes behind
 // every task already due; a sleep never ends early; a negative sleep counts as 0.
 #include <random>
 
@@ -200,7 +200,7 @@ TEST_CASE("a sleep does not end before a longer computation lets the loop switch
 
 TEST_CASE("a timer that expired while a task blocked runs before that task's sleep_ms(0)") {
   // The sleeper has been due since t+5 ms; main's sleep_ms(0) at t+20 ms queues main at t+20 ms,
-  // behind it (S1: "behind every task already due").
+  // behind it (docs/semantics.md#run-order: "behind every task already due").
   test::fresh_loop();
   Log log;
   asyncio::run([&] {

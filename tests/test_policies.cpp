@@ -1,4 +1,4 @@
-// The two scheduling policies (SPEC S2). A task made ready by I/O or a ThreadSafeFlag:
+// The two scheduling policies (docs/semantics.md#fast-io). A task made ready by I/O or a ThreadSafeFlag:
 //  - round-robin (default): runs behind every task already due;
 //  - fast I/O (roundrobin(false)): runs before the other pending tasks, FIFO among themselves.
 //
@@ -116,7 +116,7 @@ const Log kFastIoOrder{"P0.0", "W",    "P1.0", "P2.0", "P3.0", "P0.1", "P1.1",
 
 /// Round-robin: the waiter runs after every task that was due when it became ready (P1.0 to
 /// P3.0), and not a whole round later (before P1.1). Whether it precedes P0.1 depends on
-/// whether the poll happens before or after P0 is requeued, which S2 leaves open.
+/// whether the poll happens before or after P0 is requeued, which docs/semantics.md#fast-io leaves open.
 void check_round_robin_order(const Log& log) {
   INFO("log: " << doctest::toString(log));
   CHECK(log.size() == kFastIoOrder.size());

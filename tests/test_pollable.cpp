@@ -1,4 +1,4 @@
-// Pollable devices (SPEC S9): a user type answering a non-blocking poll(events), polled with
+// Pollable devices (docs/semantics.md#pollables): a user type answering a non-blocking poll(events), polled with
 // the rest of the I/O at every task switch. A task woken by a pollable is I/O-woken (the seed's
 // timer_test relies on it for its fast-I/O latency).
 #include <sys/resource.h>

@@ -1,4 +1,4 @@
-// A bounded soak over loopback (issue 3): 1,000 connections x 200 echo round trips of random
+// A bounded soak over loopback: 1,000 connections x 200 echo round trips of random
 // sizes from 1 B to 64 KiB, every byte checked, nothing lost or reordered, no descriptor
 // leaked. The server runs on this thread's loop, the clients on a second thread's loop, so
 // both cores work and two loops run side by side.

@@ -1,4 +1,4 @@
-// Stack overflow detection (issue 2): a task that overflows its stack ends the program with a
+// Stack overflow detection: a task that overflows its stack ends the program with a
 // message naming the task, never silent corruption. Each case runs in a forked child whose
 // stderr is captured; the parent checks that the child died and what it said.
 #include <sys/wait.h>

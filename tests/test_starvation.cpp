@@ -1,4 +1,4 @@
-// The fast-I/O starvation bound (SPEC S2). An I/O-woken task is queued as if due `bound` ago
+// The fast-I/O starvation bound (docs/semantics.md#fast-io). An I/O-woken task is queued as if due `bound` ago
 // (1000 ms in the seed), so a normal task that has been due for longer than the bound runs
 // before it: a stream of I/O work delays other tasks by about the bound, never forever.
 //

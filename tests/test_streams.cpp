@@ -1,4 +1,4 @@
-// Stream semantics (SPEC S10): partial reads, readline across chunk boundaries, readexactly at
+// Stream semantics (docs/semantics.md#streams): partial reads, readline across chunk boundaries, readexactly at
 // end of stream, large writes needing several drains, write(buf, {.copy = false}), and
 // cancellation of a task blocked in read or drain with no data lost — over pipes, socket
 // pairs and a pollable device.

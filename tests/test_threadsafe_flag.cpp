@@ -1,4 +1,4 @@
-// ThreadSafeFlag (SPEC S5): set() from any thread or a signal handler; wait() is
+// ThreadSafeFlag (docs/semantics.md#threadsafeflag): set() from any thread or a signal handler; wait() is
 // self-clearing; sets before a wait coalesce; one waiter at a time; a set is never lost.
 #include <pthread.h>
 #include <signal.h>

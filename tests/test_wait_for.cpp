@@ -1,4 +1,4 @@
-// wait_for / wait_for_ms (SPEC S8), following MicroPython's tests/extmod/asyncio_wait_for.py:
+// wait_for / wait_for_ms (docs/semantics.md#functions), following MicroPython's tests/extmod/asyncio_wait_for.py:
 // on timeout the task is cancelled, waited for, and TimeoutError is raised.
 #include "test_support.hpp"
 

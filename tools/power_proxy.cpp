@@ -1,4 +1,4 @@
-// power_proxy: runs a command and estimates what it costs in power (issue 4).
+// power_proxy: runs a command and estimates what it costs in power.
 //
 //   power_proxy [--json] [--quiet] [--no-cgroup] [--idle-mw X] [--wakeup-uj X]
 //               [--active-mw X] -- COMMAND [ARGS...]

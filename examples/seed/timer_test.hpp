@@ -25,7 +25,7 @@ inline constexpr int kBlockerCount = 10;
 inline constexpr int kBlockMs = 5;
 inline constexpr int kTimerMs = 100;
 
-/// A one-shot timer the scheduler polls (SPEC S9): readable once its deadline has passed.
+/// A one-shot timer the scheduler polls (docs/semantics.md#pollables): readable once its deadline has passed.
 class MillisecTimer final : public asyncio::Pollable {
  public:
   /// Arms the timer `ms` from now (the seed's `timer(ms)`).

@@ -8,7 +8,7 @@
 //   console  CMSDK UART0, secure alias 0x50200000 (QEMU: -serial stdio)
 //   end      semihosting SYS_EXIT_EXTENDED: QEMU exits with the firmware's code
 //
-// Facts observed under QEMU 7.2 (hw-notes): SYSCLK is 20 MHz in QEMU's model; with
+// Facts observed under QEMU 7.2: SYSCLK is 20 MHz in QEMU's model; with
 // -icount shift=6 one instruction is 64 ns and WFI skips ahead to the next timer event.
 #include <cstdint>
 

@@ -3,8 +3,8 @@
 // PASS (or FAIL with the failed checks); the runner turns that into an exit status.
 //
 // The full behavioural suite runs on Linux (tests/); this firmware checks what the port could
-// break: ordering through the context switch (S1), fast I/O vs round-robin (S2), cancellation
-// and exceptions across fibers (S7), a ThreadSafeFlag set from an interrupt (S5), stack use.
+// break: ordering through the context switch (docs/semantics.md#run-order), fast I/O vs round-robin (docs/semantics.md#fast-io), cancellation
+// and exceptions across fibers (docs/semantics.md#tasks), a ThreadSafeFlag set from an interrupt (docs/semantics.md#threadsafeflag), stack use.
 #include <asyncio/asyncio.hpp>
 #include <atomic>
 #include <stdexcept>
@@ -25,7 +25,7 @@ void check(bool ok, const char* what) {
   if (!ok) ++failures;
 }
 
-// S1: tasks due at the same time run in arrival order; sleep_ms(0) goes behind them.
+// docs/semantics.md#run-order: tasks due at the same time run in arrival order; sleep_ms(0) goes behind them.
 void ordering() {
   std::string trace;
   auto worker = [&trace](char name) {
@@ -54,7 +54,7 @@ void ordering() {
   check(took >= 20'000 && took < 21'000, "sleep_ms(20) takes 20 ms, never less");
 }
 
-// S2: a task woken by a pollable runs before pending tasks only in fast-I/O mode.
+// docs/semantics.md#fast-io: a task woken by a pollable runs before pending tasks only in fast-I/O mode.
 class ReadyOnce final : public asyncio::Pollable {
  public:
   bool ready = false;
@@ -90,7 +90,7 @@ void io_policies() {
   check(io_order(true) == "xyRxyxy", "S2 fast I/O runs an I/O-woken task first");
 }
 
-// S7: cancellation surfaces as CancelledError at the suspension point, unwinds destructors, and
+// docs/semantics.md#tasks: cancellation surfaces as CancelledError at the suspension point, unwinds destructors, and
 // is not caught by catch (const std::exception&).
 void cancellation() {
   bool unwound = false, swallowed = false;
@@ -138,7 +138,7 @@ void cancellation() {
   }
 }
 
-// S5: a ThreadSafeFlag set by an interrupt handler wakes its waiter, in both power modes.
+// docs/semantics.md#threadsafeflag: a ThreadSafeFlag set by an interrupt handler wakes its waiter, in both power modes.
 asyncio::ThreadSafeFlag irq_flag;
 std::atomic<int> irq_count{0};
 void on_alarm() {
@@ -150,7 +150,7 @@ void flag_from_interrupt(bool low_power) {
   asyncio::power_mode(low_power);
   const hal::Micros start = hal::now();
   hal::set_user_alarm(start + 3000, on_alarm);
-  irq_flag.wait();  // nothing else to run: the loop must wait for the interrupt (S3)
+  irq_flag.wait();  // nothing else to run: the loop must wait for the interrupt (docs/semantics.md#waiting)
   const hal::Micros latency = hal::now() - (start + 3000);
   asyncio::power_mode(false);
   // 200 µs of scheduling, plus the board's alarm grain (1 ms on the tickful an505).

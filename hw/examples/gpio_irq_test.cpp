@@ -5,7 +5,7 @@
 // Something outside drives GPIO 2: in rp2040js the runner toggles it every 50 ms of simulated
 // time (--gpio-toggle 2:50); on a board, a 10 Hz square wave. Every toggle is an edge (both
 // edges are enabled). The period is above the 20 ms low-power slot on purpose: low-power mode
-// batches flags that keep coming within a slot into one wake-up at the slot's end (SPEC S4),
+// batches flags that keep coming within a slot into one wake-up at the slot's end (docs/semantics.md#low-power),
 // which would merge edges; a quiet slot ends the batching, so each slower edge wakes the loop
 // at once. The handler timestamps the edge, counts it and sets the flag; the task counts
 // its wake-ups and measures handler-to-task latency. Each mode must see one wake-up per edge.

@@ -3,7 +3,7 @@
  *
  * ARMv6-M (M0+) has no LDREX/STREX at all, so std::atomic read-modify-write on 1, 2 and 4 bytes
  * (exchange, compare_exchange, fetch_add, ...) becomes a library call that newlib does not
- * provide ("undefined reference to __atomic_exchange_1", hw-notes). ARMv7-M/ARMv8-M (M33)
+ * provide ("undefined reference to __atomic_exchange_1"). ARMv7-M/ARMv8-M (M33)
  * inline those, but no M-profile CPU has a 64-bit exclusive pair, so the 8-byte forms are
  * provided everywhere.
  *

@@ -1,7 +1,7 @@
-// The IoBackend of every hw board: how the loop waits (SPEC S3, S4).
+// The IoBackend of every hw board: how the loop waits (docs/semantics.md#waiting, docs/semantics.md#low-power).
 //
 // There are no file descriptors on a microcontroller: devices (UART, timers) are Pollables
-// (SPEC S9), which the core polls itself at every switch, and interrupt handlers reach the
+// (docs/semantics.md#pollables), which the core polls itself at every switch, and interrupt handlers reach the
 // loop through ThreadSafeFlag::set(), which calls wake(). What is left to the port is the
 // idle policy:
 //

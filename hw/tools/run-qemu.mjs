@@ -8,7 +8,7 @@
 // The console is the board's CMSDK UART0 (QEMU's -serial stdio, which -nographic implies); the
 // exit status comes from ARM semihosting SYS_EXIT_EXTENDED (hal::exit). -icount shift=6 runs the
 // CPU at one instruction per 64 ns of virtual time and sleep=off lets WFI skip straight to the
-// next timer event: virtual time is deterministic and idle time costs no wall time (hw-notes).
+// next timer event: virtual time is deterministic and idle time costs no wall time.
 import { spawn } from 'node:child_process';
 import { Verdict, parseArgs } from './verdict.mjs';
 

@@ -13,7 +13,7 @@
 // --gpio-toggle drives input PIN low/high alternately every PERIOD_MS of simulated time
 // (gpio_irq_test), first at PERIOD_MS.
 //
-// rp2040js facts this relies on (hw-notes): it ships no bootrom, so the image is loaded after
+// rp2040js facts this relies on: it ships no bootrom, so the image is loaded after
 // construction (reset would refill flash with 0xff) and the runner does what the bootrom would;
 // its clock is simulated (8 ns per cycle, whatever clk_sys is programmed to), so figures are
 // exact and repeatable; a TIMER alarm may fire up to 1 µs early (the firmware re-checks time);

@@ -1,4 +1,4 @@
-// Exceptions raised by the library (SPEC S7, S11).
+// Exceptions raised by the library (docs/semantics.md#tasks, docs/semantics.md#errors).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Event and Lock (SPEC S6; MicroPython's event.py and lock.py). Loop thread only.
+// Event and Lock (docs/semantics.md#event-and-lock; MicroPython's event.py and lock.py). Loop thread only.
 #pragma once
 
 #include "asyncio/detail/wait_queue.hpp"

@@ -1,4 +1,4 @@
-// sleep, gather, wait_for (SPEC S8; MicroPython's core.py sleep and funcs.py).
+// sleep, gather, wait_for (docs/semantics.md#functions; MicroPython's core.py sleep and funcs.py).
 #pragma once
 
 #include <chrono>
@@ -13,7 +13,7 @@
 namespace asyncio {
 
 /// Suspends the current task for `ms` milliseconds; 0 (or less) moves it behind every task
-/// already due (SPEC S1).
+/// already due (docs/semantics.md#run-order).
 void sleep_ms(std::int64_t ms);
 /// Same with a microsecond resolution (the port may round up).
 void sleep_us(std::int64_t us);

@@ -41,7 +41,7 @@ struct FlagNode {
   ~FlagNode() = default;
 };
 
-/// A task waiting for a Pollable (SPEC S9); polled at every switch.
+/// A task waiting for a Pollable (docs/semantics.md#pollables); polled at every switch.
 struct PollableWait : ListNode {
   Pollable* device = nullptr;
   unsigned events = 0;
@@ -79,7 +79,7 @@ class Loop {
   void close();
   bool is_running() const { return running_; }
 
-  // asyncio_alt's modes (SPEC S2, S4).
+  // asyncio_alt's modes (docs/semantics.md#fast-io, docs/semantics.md#low-power).
   bool roundrobin() const { return !ready_.fast_io(); }
   void roundrobin(bool on) { ready_.set_fast_io(!on); }
   bool power_mode() const { return low_power_; }
@@ -128,7 +128,7 @@ class Loop {
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 
   detail::TaskRecord* current() const { return current_; }
-  /// Queues a new task (SPEC S7). The loop takes a reference until the task is done.
+  /// Queues a new task (docs/semantics.md#tasks). The loop takes a reference until the task is done.
   void spawn(detail::TaskRecord* task);
   /// The current task waits until woken, until `deadline` (absolute µs, -1 = none), or until
   /// cancelled (then throws CancelledError). Returns why it was woken.
@@ -139,20 +139,20 @@ class Loop {
   void yield_now(bool as_io = false);
   /// Wakes a suspended task at normal priority (an Event, a Lock, a finished task).
   void wake(detail::TaskRecord* task, detail::WakeReason reason);
-  /// Wakes a task whose I/O is ready: queued first in fast-I/O mode (SPEC S2).
+  /// Wakes a task whose I/O is ready: queued first in fast-I/O mode (docs/semantics.md#fast-io).
   void wake_io(detail::TaskRecord* task, unsigned events);
-  /// Cancels a task (SPEC S7). False if it is already done.
+  /// Cancels a task (docs/semantics.md#tasks). False if it is already done.
   bool cancel(detail::TaskRecord* task);
 
   /// Marks a ThreadSafeFlag signalled. Async-signal-safe, lock-free, any thread.
   void signal_flag(detail::FlagNode* flag) noexcept;
   /// Takes a flag off the signalled stack (a ThreadSafeFlag being destroyed). Loop thread.
   void forget_flag(detail::FlagNode* flag) noexcept;
-  /// Counts tasks waiting on something outside the loop (flags, pollables), for S3.
+  /// Counts tasks waiting on something outside the loop (flags, pollables), for docs/semantics.md#waiting.
   void add_external_waiter() { ++external_waiters_; }
   void remove_external_waiter() { --external_waiters_; }
 
-  /// Waits for `device` to report any of `events` (SPEC S9); returns the ready events.
+  /// Waits for `device` to report any of `events` (docs/semantics.md#pollables); returns the ready events.
   unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1);
 
   /// The loop running on the calling thread, or nullptr outside run_*().

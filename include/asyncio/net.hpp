@@ -1,4 +1,4 @@
-// Streams over file descriptors, TCP connections and servers (Linux port; SPEC S10, S11).
+// Streams over file descriptors, TCP connections and servers (Linux port; docs/semantics.md#streams, docs/semantics.md#errors).
 #pragma once
 
 #include <cstdint>

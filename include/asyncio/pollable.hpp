@@ -1,4 +1,4 @@
-// Pollable devices (SPEC S9): MicroPython's "streaming device driver" in C++.
+// Pollable devices (docs/semantics.md#pollables): MicroPython's "streaming device driver" in C++.
 #pragma once
 
 #include <cstdint>

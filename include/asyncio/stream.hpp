@@ -1,4 +1,4 @@
-// Streams (SPEC S10): MicroPython's Stream (StreamReader = StreamWriter) over any byte device
+// Streams (docs/semantics.md#streams): MicroPython's Stream (StreamReader = StreamWriter) over any byte device
 // that can be read and written without blocking: sockets, pipes and terminals on Linux
 // (asyncio/net.hpp), a UART on hw, or a user's Pollable device.
 #pragma once
@@ -53,7 +53,7 @@ class StreamDevice {
   virtual void abort_waits() {}
 };
 
-/// A device the scheduler polls (SPEC S9) that is also a StreamDevice: implement poll(),
+/// A device the scheduler polls (docs/semantics.md#pollables) that is also a StreamDevice: implement poll(),
 /// read_some() and write_some(); wait() polls it with the rest of the I/O at every switch.
 /// Once the Stream over it is closed, a wait() in progress ends with OSError(EBADF) at the
 /// next switch, whatever poll() says.

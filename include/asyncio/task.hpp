@@ -1,4 +1,4 @@
-// Tasks: create_task(), handles, await(), current_task() (SPEC S7).
+// Tasks: create_task(), handles, await(), current_task() (docs/semantics.md#tasks).
 //
 // A task is an ordinary callable run on its own fiber; it reads as sequential C++. Its handle
 // is a reference-counted pointer to the scheduler's record, usable on the loop's thread only.
@@ -116,7 +116,7 @@ class Task : public TaskBase {
   }
 };
 
-/// Creates a task running `function(args...)` on the current thread's loop (SPEC S7).
+/// Creates a task running `function(args...)` on the current thread's loop (docs/semantics.md#tasks).
 template <class F, class... Args>
   requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
 auto create_task(const TaskOptions& options, F&& function, Args&&... args) {

@@ -1,4 +1,4 @@
-// ThreadSafeFlag (SPEC S5): set() from any thread, a signal handler or an interrupt handler.
+// ThreadSafeFlag (docs/semantics.md#threadsafeflag): set() from any thread, a signal handler or an interrupt handler.
 #pragma once
 
 #include <atomic>

@@ -1,4 +1,4 @@
-// Event and Lock (SPEC S6; MicroPython's event.py, lock.py), on detail::WaitQueue.
+// Event and Lock (docs/semantics.md#event-and-lock; MicroPython's event.py, lock.py), on detail::WaitQueue.
 #include "asyncio/event.hpp"
 
 #include <string>

@@ -1,4 +1,4 @@
-// sleep, gather, wait_for, wait_pollable (SPEC S8, S9; MicroPython's funcs.py).
+// sleep, gather, wait_for, wait_pollable (docs/semantics.md#functions, docs/semantics.md#pollables; MicroPython's funcs.py).
 #include "asyncio/funcs.hpp"
 
 #include <vector>
@@ -18,7 +18,7 @@ inline Loop& loop_with_task(const char* what) { return *detail::running_task(wha
 void sleep_us(std::int64_t us) {
   Loop& loop = loop_with_task("sleep");
   if (us <= 0) return loop.yield_now();
-  // Read the clock now: a sleep is never shorter than asked (S1).
+  // Read the clock now: a sleep is never shorter than asked (docs/semantics.md#run-order).
   loop.suspend(loop.refresh_time() + us);
 }
 

@@ -1,8 +1,8 @@
 // The scheduler: MicroPython's core.py run loop on fibers, with asyncio_alt's policies.
 //
 // A task that waits calls suspend(); suspend() picks the next task and switches straight to
-// it. Picking polls every event source first (SPEC S2), moves expired timers to the ready
-// queue, and blocks in the backend only when nothing is ready (S3).
+// it. Picking polls every event source first (docs/semantics.md#fast-io), moves expired timers to the ready
+// queue, and blocks in the backend only when nothing is ready (docs/semantics.md#waiting).
 #include "asyncio/loop.hpp"
 
 #include <algorithm>
@@ -238,7 +238,7 @@ void Loop::wait_for_events() {
   const std::uint64_t deliveries_before = io_deliveries_;
   Micros deadline = -1;
   if (!timers_.empty()) {
-    // Never earlier than the first deadline (S1); later by at most one grid slot.
+    // Never earlier than the first deadline (docs/semantics.md#run-order); later by at most one grid slot.
     deadline = (timers_.top_due() + grid - 1) / grid * grid;
   }
   if (!pollables_.empty()) {
@@ -367,7 +367,7 @@ void Loop::spawn(TaskRecord* task) {
   task->live_link.task = task;
   live_tasks_list_.push_back(&task->live_link);
   ++live_tasks_;
-  // Timers that fell due run first: the new task is due now, behind them (S1).
+  // Timers that fell due run first: the new task is due now, behind them (docs/semantics.md#run-order).
   if (!timers_.empty()) advance_timers();
   ready_.push_due(task, now_);
 }
@@ -425,7 +425,7 @@ void Loop::yield_now(bool as_io) {
   TaskRecord* me = current_;
   if (!me) throw RuntimeError("sleep: called outside a task");
   raise_pending_cancel(me);
-  // Timers that fell due must queue ahead of us: we go behind every task already due (S1).
+  // Timers that fell due must queue ahead of us: we go behind every task already due (docs/semantics.md#run-order).
   if (!timers_.empty()) advance_timers();
   if (as_io) {
     ready_.push_io(me, now_);
@@ -452,7 +452,7 @@ void Loop::wake_io(TaskRecord* task, unsigned events) {
   task->wake_reason = WakeReason::kIo;
   task->io_events = events;
   ++io_deliveries_;
-  // A fresh clock keeps the starvation bound honest while the loop is busy (S2): the key
+  // A fresh clock keeps the starvation bound honest while the loop is busy (docs/semantics.md#fast-io): the key
   // now - bound is compared with the keys of tasks already queued. With no task queued and
   // no timer pending, tasks queued later get later keys whatever the clock says, so an idle
   // loop woken by a flag or I/O skips the reading (bench/wake).

@@ -1,4 +1,4 @@
-// Stream (SPEC S10): buffered reads and queued writes over any StreamDevice. Portable: the
+// Stream (docs/semantics.md#streams): buffered reads and queued writes over any StreamDevice. Portable: the
 // device does the I/O, this file only keeps the buffers and decides when to wait.
 #include "asyncio/stream.hpp"
 

@@ -1,4 +1,4 @@
-// Task handles, awaiting a task, current_task() (SPEC S7).
+// Task handles, awaiting a task, current_task() (docs/semantics.md#tasks).
 #include <exception>
 
 #include "asyncio/task.hpp"

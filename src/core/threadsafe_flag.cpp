@@ -1,4 +1,4 @@
-// ThreadSafeFlag (SPEC S5). set() is async-signal-safe: atomics and Loop::signal_flag only.
+// ThreadSafeFlag (docs/semantics.md#threadsafeflag). set() is async-signal-safe: atomics and Loop::signal_flag only.
 #include "asyncio/threadsafe_flag.hpp"
 
 #include "asyncio/errors.hpp"
@@ -43,7 +43,7 @@ void ThreadSafeFlag::wait() {
       loop.remove_external_waiter();
     } else {
       // on_signalled() consumed a set for us, then we were cancelled before running: keep the
-      // set for the next waiter, so that it is never lost (S5).
+      // set for the next waiter, so that it is never lost (docs/semantics.md#threadsafeflag).
       set_.store(true);
     }
     throw;

@@ -1,6 +1,6 @@
 // The epoll backend.
 //
-// The seed polls I/O at every task switch (SPEC S2). On epoll that is a system call (0.25 µs
+// The seed polls I/O at every task switch (docs/semantics.md#fast-io). On epoll that is a system call (0.25 µs
 // on a host without page-table isolation, ~1.2 µs with it: 10-50x a fiber switch), so the
 // per-switch poll is rate-limited: it only happens while tasks wait on descriptors, and at
 // most once per kPollIntervalUs (a clock read, ~25 ns, per switch). That bounds the latency

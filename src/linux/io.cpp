@@ -128,7 +128,7 @@ void LinuxBackend::sleep_without_io(Micros deadline, bool timer_due) {
   // at the far end. Without a timer to serve, expire one slack early, so that the coalescing
   // window ends at the slot boundary and I/O batched here waits at most the slot, not the slot
   // plus the slack (bench/power's pipe_1khz p99: 19.8-20.0 ms, against 20.0 ms before; on this
-  // VM the gain is within the noise). A due timer must not run early (S1), so then the sleep
+  // VM the gain is within the noise). A due timer must not run early (docs/semantics.md#run-order), so then the sleep
   // expires at the boundary itself.
   if (!timer_due && low_power_) deadline -= kLowPowerTimerSlackNs / 1000;
   timespec until{};

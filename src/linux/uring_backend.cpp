@@ -1,6 +1,6 @@
 // The io_uring backend.
 //
-// The per-switch poll (SPEC S2) costs no system call here: it compares the completion ring's
+// The per-switch poll (docs/semantics.md#fast-io) costs no system call here: it compares the completion ring's
 // head and tail in shared memory, and enters the kernel only to submit new waits.
 //
 // The ring is set up with DEFER_TASKRUN | SINGLE_ISSUER | TASKRUN_FLAG (a loop and its ring
@@ -8,7 +8,7 @@
 // (TIF_NOTIFY_SIGNAL; COOP_TASKRUN only drops the IPI): that also cuts short a low-power
 // sleep, one extra wake-up per 20 ms slot (measured: 100 instead of 50 wake-ups/s for a 1 kHz
 // pipe). DEFER_TASKRUN leaves the work until we enter the ring. Deferred work alone would stay
-// invisible to the peek (median 0.7 ms, up to 20 ms with COOP_TASKRUN, linux-notes.md); the
+// invisible to the peek (median 0.7 ms, up to 20 ms with COOP_TASKRUN); the
 // TASKRUN flag closes that gap: the kernel raises IORING_SQ_TASKRUN in the shared ring as soon
 // as work is pending, the peek sees it, and only then enters the ring to post it.
 //

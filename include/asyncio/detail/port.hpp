@@ -67,7 +67,7 @@ class IoBackend {
   /// Short lowercase name ("uring", "epoll", "rp2040") for logs and benchmarks.
   virtual const char* name() const = 0;
 
-  /// Called at every task switch (SPEC S2). Must be cheap when nothing is ready: no system
+  /// Called at every task switch (docs/semantics.md#fast-io). Must be cheap when nothing is ready: no system
   /// call in the common case. Wakes every task whose I/O is ready through Loop::wake_io.
   virtual void poll_if_ready() = 0;
 
@@ -75,7 +75,7 @@ class IoBackend {
   /// May return early (spurious wake-ups are fine). Delivers ready I/O like poll_if_ready.
   virtual void wait(Micros deadline) = 0;
 
-  /// Low-power mode's interrupt mitigation (SPEC S4): sleeps until `deadline` WITHOUT being
+  /// Low-power mode's interrupt mitigation (docs/semantics.md#low-power): sleeps until `deadline` WITHOUT being
   /// woken by I/O or wake(); readiness is picked up by the next poll. A port that cannot (or
   /// should not, because its interrupts are the point) may keep the default, a plain wait().
   /// When `timer_due` is false no timer falls due by `deadline`, and the port may end the sleep
@@ -135,7 +135,7 @@ void log_info(const char* message) noexcept;
 /// Prints `message` and ends the program: a broken invariant such as a stack overflow.
 [[noreturn]] void fatal(const char* message) noexcept;
 
-/// Low-power support: true when the port can trade latency for fewer wake-ups (SPEC S4).
+/// Low-power support: true when the port can trade latency for fewer wake-ups (docs/semantics.md#low-power).
 bool low_power_supported() noexcept;
 
 }  // namespace port

@@ -1,4 +1,4 @@
-// The ready queue and its two policies (SPEC S1, S2).
+// The ready queue and its two policies (docs/semantics.md#run-order, docs/semantics.md#fast-io).
 //
 // MicroPython keeps one heap keyed by due time. Every task in our ready queue is already due,
 // so two FIFOs ordered by due time give the same order with O(1) operations:

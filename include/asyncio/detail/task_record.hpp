@@ -45,7 +45,7 @@ struct TaskRecord : Fiber {
   Loop* loop = nullptr;
   TaskRecord* ready_next = nullptr;    // link in a ready FIFO
   Micros due = 0;                      // ready-queue key / timer deadline
-  std::uint64_t sequence = 0;          // arrival order: ties between equal due times (S1)
+  std::uint64_t sequence = 0;          // arrival order: ties between equal due times (docs/semantics.md#run-order)
   std::uint32_t timer_slot = kNoTimerSlot;  // the timer heap's handle while in it
   TaskState state = TaskState::kReady;
   WakeReason wake_reason = WakeReason::kNone;
