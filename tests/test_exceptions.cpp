@@ -1,5 +1,10 @@
 // Exceptions (docs/semantics.md#tasks, docs/semantics.md#functions): a task's exception reaches whoever awaits it; an exception nobody
 // awaits goes to the loop's exception handler ("Task exception wasn't retrieved").
+#include <signal.h>
+
+#include <csignal>
+#include <type_traits>
+
 #include "test_support.hpp"
 
 using test::Log;
@@ -66,17 +71,97 @@ TEST_CASE("a user exception type is not sliced on its way through await") {
   });
 }
 
-TEST_CASE("an exception that is not a std::exception propagates too") {
+TEST_CASE("an exception that is not a std::exception leaves run() once the other tasks are cancelled") {
+  // MicroPython lets KeyboardInterrupt and SystemExit out of run() from any task.
   test::fresh_loop();
-  asyncio::run([] {
-    auto task = asyncio::create_task([] { throw 42; });
+  Log log;
+  auto watched = [&log](const char* name) {
     try {
-      task.wait();
-      FAIL("wait did not throw");
-    } catch (int value) {
-      CHECK(value == 42);
+      asyncio::sleep_ms(100'000);
+    } catch (const asyncio::CancelledError&) {
+      log.push_back(std::string(name) + " cancelled");
+      throw;
     }
-  });
+  };
+  try {
+    asyncio::run([&] {
+      asyncio::create_task(watched, "bystander");
+      asyncio::create_task([] {
+        asyncio::sleep_ms(1);
+        throw 42;
+      });
+      watched("main");
+    });
+    FAIL("run() did not throw");
+  } catch (int value) {
+    CHECK(value == 42);
+  }
+  CHECK(log == Log{"main cancelled", "bystander cancelled"});
+  CHECK(asyncio::run([] { return 5; }) == 5);  // the loop is usable again
+}
+
+TEST_CASE("a std::exception in a detached task does not leave run()") {
+  test::fresh_loop();
+  HandlerCalls calls;
+  asyncio::get_event_loop().set_exception_handler(calls.handler());
+  CHECK(asyncio::run([] {
+          asyncio::create_task([] { throw std::runtime_error("contained"); });
+          asyncio::sleep_ms(1);
+          return 3;
+        }) == 3);
+  CHECK(calls.contexts.size() == 1);
+}
+
+TEST_CASE("SIGINT during run() cancels every task, then raises KeyboardInterrupt") {
+  test::fresh_loop();
+  // run() takes SIGINT only from the default disposition; doctest installs a crash handler.
+  struct sigaction doctest_handler {};
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigaction(SIGINT, &default_action, &doctest_handler);
+  Log log;
+  auto watched = [&log](const char* name) {
+    try {
+      asyncio::sleep_ms(100'000);
+    } catch (const asyncio::CancelledError&) {
+      log.push_back(std::string(name) + " cancelled");
+      throw;
+    }
+  };
+  CHECK_THROWS_AS(asyncio::run([&] {
+                    asyncio::create_task(watched, "other");
+                    asyncio::sleep_ms(0);
+                    std::raise(SIGINT);  // without run()'s handler this ends the test program
+                    watched("main");
+                  }),
+                  asyncio::KeyboardInterrupt);
+  CHECK(log == Log{"main cancelled", "other cancelled"});
+  struct sigaction now {};
+  sigaction(SIGINT, nullptr, &now);
+  const bool default_disposition = now.sa_handler == SIG_DFL;
+  CHECK(default_disposition);  // run() gave the disposition back
+  CHECK(asyncio::run([] { return 4; }) == 4);  // and a later run is not interrupted
+  sigaction(SIGINT, &doctest_handler, nullptr);
+}
+
+TEST_CASE("a program's own SIGINT handler is left alone by run()") {
+  test::fresh_loop();
+  static volatile std::sig_atomic_t seen = 0;
+  struct sigaction own {};
+  struct sigaction saved {};
+  own.sa_handler = [](int) { seen = 1; };
+  sigaction(SIGINT, &own, &saved);
+  CHECK(asyncio::run([] {
+          std::raise(SIGINT);
+          asyncio::sleep_ms(1);
+          return 6;
+        }) == 6);
+  CHECK(seen == 1);
+  sigaction(SIGINT, &saved, nullptr);
+}
+
+TEST_CASE("KeyboardInterrupt is not a std::exception") {
+  CHECK_FALSE(std::is_base_of_v<std::exception, asyncio::KeyboardInterrupt>);
 }
 
 TEST_CASE("an exception propagates through a chain of awaits") {
@@ -143,6 +228,52 @@ TEST_CASE("the handler is called when the task fails, and a later await still ge
     CHECK_THROWS_AS(asyncio::await(task), asyncio::ValueError);
   });
   CHECK(calls.contexts.size() == 1);
+}
+
+TEST_CASE("a failing task awaited one turn after it failed is never reported") {
+  // MicroPython gives the finished task one more turn before it calls the handler.
+  test::fresh_loop();
+  HandlerCalls calls;
+  asyncio::get_event_loop().set_exception_handler(calls.handler());
+  asyncio::run([&] {
+    auto task = asyncio::create_task([]() -> int { throw asyncio::ValueError("retrieved"); });
+    asyncio::sleep_ms(0);  // the task runs and fails; its report turn queues behind us
+    CHECK(task.done());
+    CHECK_THROWS_AS(asyncio::await(task), asyncio::ValueError);
+    asyncio::sleep_ms(1);
+  });
+  CHECK(calls.contexts.empty());
+}
+
+TEST_CASE("result() or exception() one turn later retrieves the exception too") {
+  test::fresh_loop();
+  HandlerCalls calls;
+  asyncio::get_event_loop().set_exception_handler(calls.handler());
+  asyncio::run([&] {
+    auto first = asyncio::create_task([]() -> int { throw asyncio::ValueError("a"); });
+    auto second = asyncio::create_task([]() -> int { throw asyncio::ValueError("b"); });
+    asyncio::sleep_ms(0);
+    CHECK_THROWS_AS(first.result(), asyncio::ValueError);
+    CHECK(second.exception() != nullptr);
+    asyncio::sleep_ms(1);
+  });
+  CHECK(calls.contexts.empty());
+}
+
+TEST_CASE("the handler runs one turn after the failure, behind the tasks already due") {
+  test::fresh_loop();
+  Log log;
+  asyncio::get_event_loop().set_exception_handler(
+      [&log](asyncio::Loop&, const asyncio::ExceptionContext&) { log.push_back("handler"); });
+  asyncio::run([&] {
+    asyncio::create_task([&] {
+      log.push_back("fails");
+      throw asyncio::ValueError("x");
+    });
+    asyncio::create_task([&] { log.push_back("next"); });
+    asyncio::sleep_ms(5);
+  });
+  CHECK(log == Log{"fails", "next", "handler"});
 }
 
 TEST_CASE("no handler call for an awaited, gathered or cancelled task") {

@@ -184,6 +184,25 @@ TEST_CASE("is_running is true only while the loop runs") {
   CHECK_FALSE(loop.is_running());
 }
 
+TEST_CASE("a Loop& taken before new_event_loop() stays valid and names the new loop") {
+  auto& first = asyncio::new_event_loop();
+  first.roundrobin(false);
+  auto& second = asyncio::new_event_loop();
+  CHECK(&first == &second);
+  CHECK(first.roundrobin());  // the new loop's state, through the old reference
+  CHECK(asyncio::run([&] { return &asyncio::get_event_loop() == &first ? 1 : 0; }) == 1);
+}
+
+TEST_CASE("current_task() outside a task raises RuntimeError(\"no running event loop\")") {
+  test::fresh_loop();
+  try {
+    asyncio::current_task();
+    FAIL("current_task() did not throw");
+  } catch (const asyncio::RuntimeError& e) {
+    CHECK(std::string(e.what()) == "no running event loop");
+  }
+}
+
 TEST_CASE("new_event_loop replaces the thread's loop with a fresh one") {
   auto& first = asyncio::new_event_loop();
   CHECK(&asyncio::get_event_loop() == &first);

@@ -285,3 +285,46 @@ TEST_CASE("switching modes between runs takes effect") {
   FlagSource second;
   check_round_robin_order(run_scenario(false, second));
 }
+
+TEST_CASE("fast I/O: a task that blocked past the bound queues behind a task woken meanwhile") {
+  // The yielding task is stamped with the time it yields, not with the last time the loop
+  // happened to read the clock: as in MicroPython, the I/O-woken task runs first.
+  test::fresh_loop();
+  asyncio::roundrobin(false);
+  asyncio::get_event_loop().set_io_priority_bound(50'000);  // µs
+  Log log;
+  asyncio::ThreadSafeFlag flag;
+  asyncio::run([&] {
+    auto waiter = asyncio::create_task([&] {
+      flag.wait();
+      log.push_back("woken by the flag");
+    });
+    auto blocker = asyncio::create_task([&] {
+      flag.set();
+      std::this_thread::sleep_for(80ms);  // blocks the loop, with no timer pending
+      asyncio::sleep_ms(0);
+      log.push_back("blocker");
+    });
+    asyncio::sleep_ms(0);  // the waiter parks on the flag before the blocker runs
+    waiter.wait();
+    blocker.wait();
+  });
+  asyncio::roundrobin(true);
+  CHECK(log == Log{"woken by the flag", "blocker"});
+}
+
+TEST_CASE("roundrobin() and power_mode() are module-level: every new loop starts in them") {
+  test::fresh_loop();
+  asyncio::roundrobin(false);
+  asyncio::power_mode(true);
+  auto& loop = asyncio::new_event_loop();
+  CHECK_FALSE(loop.roundrobin());
+  CHECK(loop.power_mode());
+  loop.roundrobin(true);  // a loop's own setting overrides, for that loop only
+  CHECK(asyncio::roundrobin());
+  CHECK_FALSE(asyncio::new_event_loop().roundrobin());
+  asyncio::roundrobin(true);
+  asyncio::power_mode(false);
+  CHECK(asyncio::new_event_loop().roundrobin());
+  CHECK_FALSE(asyncio::get_event_loop().power_mode());
+}

@@ -57,6 +57,9 @@ using Log = std::vector<std::string>;
 
 /// Every test case starts from a new loop so that no task, mode or handler leaks between them.
 inline asyncio::Loop& fresh_loop() {
+  // The module-level modes too: a test that changed them must not change the next one.
+  asyncio::roundrobin(true);
+  asyncio::power_mode(false);
   return asyncio::new_event_loop();
 }
 

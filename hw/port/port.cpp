@@ -12,6 +12,12 @@ namespace asyncio::detail::port {
 
 Micros now() { return hal::now(); }
 
+// Reading the timer is already cheap on a board.
+Micros coarse_now() { return hal::now(); }
+
+// No console interrupt on the boards yet: Ctrl-C on the UART is an ordinary byte.
+void route_interrupts(Loop& /*loop*/, bool /*on*/) noexcept {}
+
 void log_error(const char* message) noexcept {
   hw::print("asyncio error: ");
   hw::print_line(message);

@@ -18,6 +18,17 @@ class CancelledError {
   const char* what() const noexcept { return "CancelledError"; }
 };
 
+/// Raised out of asyncio::run() when SIGINT (Ctrl-C) interrupts it, after the loop has
+/// cancelled the main task and every other task (CPython's asyncio.run does the same).
+///
+/// Like CancelledError, not derived from std::exception: as Python's KeyboardInterrupt is not an
+/// Exception, `catch (const std::exception&)` must not swallow it
+/// (docs/semantics.md#exceptions).
+class KeyboardInterrupt {
+ public:
+  const char* what() const noexcept { return "KeyboardInterrupt"; }
+};
+
 namespace detail {
 /// What a timeout() scope's expiry raises at the task's suspension point: a CancelledError (so
 /// every wait unwinds as for cancel()) that names the deadline, so that the scope that set it

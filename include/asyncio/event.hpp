@@ -15,8 +15,9 @@ class Event {
   /// Sets the flag and wakes every waiting task.
   void set();
   void clear() { flag_ = false; }
-  /// Returns at once if set; otherwise waits until set() is called.
-  void wait();
+  /// Returns at once if set; otherwise waits until set() is called. Returns true, as
+  /// MicroPython's Event.wait() does.
+  bool wait();
 
  private:
   bool flag_ = false;
@@ -31,21 +32,27 @@ class Lock {
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
 
-  bool locked() const { return locked_; }
-  void acquire();
-  /// RuntimeError if the lock is not held.
+  /// True while a task holds the lock. As in MicroPython, false during a hand-over: from
+  /// release() until the woken waiter runs and takes it (docs/semantics.md#event-and-lock).
+  bool locked() const { return state_ == State::kLocked; }
+  /// Takes the lock, waiting in FIFO order; returns true, as MicroPython's Lock.acquire().
+  bool acquire();
+  /// RuntimeError("Lock not acquired") if the lock is not held.
   void release();
 
   void lock() { acquire(); }
   void unlock() { release(); }
+  /// Takes the lock if it is free and not being handed to a waiter.
   bool try_lock() {
-    if (locked_) return false;
-    locked_ = true;
+    if (state_ != State::kUnlocked) return false;
+    state_ = State::kLocked;
     return true;
   }
 
  private:
-  bool locked_ = false;
+  // kHandedOver: released to a woken waiter that has not run yet; nobody else may take it.
+  enum class State : unsigned char { kUnlocked, kLocked, kHandedOver };
+  State state_ = State::kUnlocked;
   detail::WaitQueue waiters_;
 };
 

@@ -59,6 +59,8 @@ class Loop {
   };
   using ExceptionHandler = std::function<void(Loop&, const ExceptionContext&)>;
 
+  /// A new loop starts in the thread's module-level modes (asyncio::roundrobin(),
+  /// asyncio::power_mode()).
   Loop();
   explicit Loop(Options options);
   ~Loop();
@@ -77,6 +79,11 @@ class Loop {
   void stop() noexcept { stop_requested_ = true; }
   /// Cancels every remaining task and lets them unwind. The loop can be used again.
   void close();
+  /// new_event_loop(): closes this loop and makes it a new one in place, with a new backend
+  /// and the thread's module-level modes, so that every Loop& to it stays valid (MicroPython's
+  /// loop is one object too). If the new backend cannot be made, the loop is left closed but
+  /// usable and the error propagates. RuntimeError while the loop runs.
+  void renew(Options options);
   bool is_running() const { return running_; }
 
   // asyncio_alt's modes (docs/semantics.md#fast-io, docs/semantics.md#low-power).
@@ -144,6 +151,13 @@ class Loop {
   /// Cancels a task (docs/semantics.md#tasks). False if it is already done.
   bool cancel(detail::TaskRecord* task);
 
+  /// A console interrupt (SIGINT): cancels the main task of run() at the loop's next switch,
+  /// and run() then raises KeyboardInterrupt. Async-signal-safe, any thread. False if an
+  /// interrupt is already pending (the port then ends the program, as a second Ctrl-C does).
+  bool interrupt() noexcept;
+  /// True once if interrupt() was called since the last call; run() asks after its run.
+  bool take_interrupt() noexcept;
+
   /// Marks a ThreadSafeFlag signalled. Async-signal-safe, lock-free, any thread.
   void signal_flag(detail::FlagNode* flag) noexcept;
   /// Takes a flag off the signalled stack (a ThreadSafeFlag being destroyed). Loop thread.
@@ -163,6 +177,23 @@ class Loop {
 
  private:
   friend struct LoopAccess;
+  /// Runs the interrupt request on the loop thread.
+  struct InterruptNode final : detail::FlagNode {
+    explicit InterruptNode(Loop& owner) : loop(owner) {}
+    void on_signalled() override;
+    Loop& loop;
+  };
+  explicit Loop(std::unique_ptr<detail::IoBackend> backend);
+  /// Cancels every live task and lets each unwind; true if none is left.
+  bool cancel_live_tasks();
+  /// An exception that is not a std::exception ended a task: stop, and raise it out of run().
+  void escape(detail::TaskRecord* task);
+  /// Re-raises an escaping exception out of run_*() once the other tasks are cancelled.
+  void propagate_escape();
+  /// A finished task's extra turn: reports its exception if nobody retrieved it.
+  void report_if_unretrieved(detail::TaskRecord* task);
+  /// Brings now_ up to date cheaply before an enqueue whose order depends on time.
+  void stamp_time();
   detail::TaskRecord* pick_next();
   /// Lets the other ready tasks run until `me` is picked again.
   void run_others(detail::TaskRecord* me);
@@ -184,7 +215,6 @@ class Loop {
   bool nothing_can_happen() const;
   void start_task(detail::Fiber* fiber);
   void finish_task(detail::TaskRecord* task);
-  void report_unretrieved(detail::TaskRecord* task);
   static void fiber_main(detail::Fiber* fiber);
 
   detail::ReadyQueue ready_;
@@ -216,6 +246,10 @@ class Loop {
   detail::List pollables_;     // PollableWait nodes
   detail::List live_tasks_list_;  // every task not yet done, for close()
   ExceptionHandler exception_handler_;
+  std::exception_ptr escaping_;  // a non-std exception on its way out of run_*()
+  std::atomic<bool> interrupt_requested_{false};
+  bool interrupted_ = false;  // the request reached the loop thread
+  InterruptNode interrupt_node_{*this};
 };
 
 /// The calling thread's loop (MicroPython's get_event_loop()).
@@ -223,7 +257,9 @@ Loop& get_event_loop();
 /// Replaces the calling thread's loop with a new one and returns it.
 Loop& new_event_loop(Loop::Options options = {});
 
-/// ALT mode switches on the current thread's loop (MicroPython's asyncio_alt module calls).
+/// asyncio_alt's module-level mode switches: they set the mode of the thread's loop and of
+/// every loop the thread makes later (new_event_loop() keeps them), as the module's settings do
+/// in MicroPython. Loop::roundrobin(bool) / Loop::power_mode(bool) change one loop only.
 bool roundrobin();
 void roundrobin(bool on);
 bool power_mode();

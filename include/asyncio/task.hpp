@@ -47,6 +47,9 @@ struct TaskImpl final : TaskResult<T> {
 WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel = true);
 /// Rethrows the stored exception of a finished task; RuntimeError if it is not finished.
 void check_result(const TaskRecord* task);
+/// asyncio.run()'s loop: runs until `main` is done, routing console interrupts to the loop;
+/// raises KeyboardInterrupt once every task has unwound if one came.
+void run_main(TaskRecord* main);
 
 }  // namespace detail
 
@@ -79,12 +82,13 @@ class TaskBase {
   /// True once the task has returned, raised or been cancelled.
   bool done() const { return record().state == detail::TaskState::kDone; }
   /// Requests cancellation: CancelledError surfaces at the task's suspension point. False if
-  /// the task is already done.
-  bool cancel() const { return record().loop->cancel(record_); }
+  /// the task is already done. RuntimeError("can't cancel self") from the task itself, as in
+  /// MicroPython (docs/semantics.md#cancellation).
+  bool cancel() const;
   /// True if the task ended by CancelledError.
   bool cancelled() const { return done() && record().cancelled; }
   const std::string& name() const { return record().name; }
-  void set_name(std::string name) const { record_->name = std::move(name); }
+  void set_name(std::string name) const { record().name = std::move(name); }
   /// The exception that ended the task (nullptr if none); RuntimeError if not done.
   std::exception_ptr exception() const;
   /// Waits for the task, discarding its value; rethrows its exception.
@@ -158,13 +162,14 @@ auto run(F&& function, Args&&... args) {
   if (get_event_loop().is_running()) throw RuntimeError("run: the loop is already running");
   auto task = create_task(TaskOptions{"main", 0}, std::forward<F>(function),
                           std::forward<Args>(args)...);
-  get_event_loop().run_until_task_done(task.record_pointer());
+  detail::run_main(task.record_pointer());
   return task.result();
 }
 
 /// Loop.run_until_complete(task).
 template <class T>
 T run_until_complete(const Task<T>& task) {
+  if (!task) throw RuntimeError("run_until_complete: empty task handle");
   task.record_pointer()->loop->run_until_task_done(task.record_pointer());
   return task.result();
 }

@@ -19,25 +19,29 @@ void Event::set() {
   waiters_.wake_all();
 }
 
-void Event::wait() {
-  if (flag_) return;
-  waiters_.wait("Event.wait");
+bool Event::wait() {
+  if (!flag_) waiters_.wait("Event.wait");
+  return true;
 }
 
-void Lock::acquire() {
-  if (!locked_) {
-    locked_ = true;
-    return;
+bool Lock::acquire() {
+  if (state_ == State::kUnlocked) {
+    state_ = State::kLocked;
+    return true;
   }
   // Woken, then cancelled before running: release() had handed us the lock; pass it on, or
   // it leaks.
-  waiters_.wait("Lock.acquire", [this] { release(); });
-  // release() handed the lock over without unlocking it (FIFO hand-over).
+  waiters_.wait("Lock.acquire", [this] {
+    state_ = State::kLocked;
+    release();
+  });
+  state_ = State::kLocked;  // the hand-over completes when the waiter runs
+  return true;
 }
 
 void Lock::release() {
-  if (!locked_) throw RuntimeError("Lock.release: lock is not acquired");
-  if (!waiters_.wake_one()) locked_ = false;
+  if (state_ != State::kLocked) throw RuntimeError("Lock not acquired");
+  state_ = waiters_.wake_one() ? State::kHandedOver : State::kUnlocked;
 }
 
 }  // namespace asyncio

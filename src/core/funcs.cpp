@@ -73,6 +73,7 @@ void gather_records(TaskRecord* const* tasks, std::size_t count, bool return_exc
     TaskRecord* task = tasks[i];
     if (!task) throw RuntimeError("gather: empty task handle");
     if (task == state.gatherer) throw RuntimeError("gather: a task cannot gather itself");
+    task->retrieved = true;  // its outcome is the gatherer's (docs/semantics.md#exceptions)
     if (task->state == TaskState::kDone) {
       if (!return_exceptions && task->error && !state.failed) state.failed = task;
       continue;

@@ -6,6 +6,8 @@
 #include "asyncio/loop.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <new>
 #include <string>
 
 #include "asyncio/errors.hpp"
@@ -26,6 +28,9 @@ thread_local std::shared_ptr<Loop> thread_loop;
 // The loop running on this thread, if any: tasks find their loop through it, even while the
 // thread's default loop is being replaced or destroyed.
 thread_local Loop* running_loop = nullptr;
+// asyncio_alt's module-level modes: every loop the thread makes starts in them.
+thread_local bool default_roundrobin = true;
+thread_local bool default_low_power = false;
 
 struct RunningScope {
   explicit RunningScope(Loop* loop) : previous(running_loop) { running_loop = loop; }
@@ -51,9 +56,12 @@ std::string describe(const std::exception_ptr& error) {
 
 Loop::Loop() : Loop(Options{}) {}
 
-Loop::Loop(Options options)
-    : backend_(detail::port::make_backend(*this, options.backend.c_str())) {
+Loop::Loop(Options options) : Loop(detail::port::make_backend(*this, options.backend.c_str())) {}
+
+Loop::Loop(std::unique_ptr<detail::IoBackend> backend) : backend_(std::move(backend)) {
   now_ = detail::port::now();
+  ready_.set_fast_io(!default_roundrobin);
+  if (default_low_power) power_mode(true);
 }
 
 Loop::~Loop() {
@@ -98,26 +106,51 @@ void Loop::run_until_task_done(TaskRecord* task) {
 
 void Loop::run_loop() {
   if (running_) throw RuntimeError("run: the loop is already running");
-  RunningScope scope(this);
-  running_ = true;
-  stop_requested_ = false;
-  deadlocked_ = false;
-  refresh_time();
-  if (TaskRecord* next = pick_next()) switch_to(next, false);
-  running_ = false;
-  stop_requested_ = false;
+  {
+    RunningScope scope(this);
+    running_ = true;
+    stop_requested_ = false;
+    deadlocked_ = false;
+    refresh_time();
+    if (TaskRecord* next = pick_next()) switch_to(next, false);
+    running_ = false;
+    stop_requested_ = false;
+  }
+  if (escaping_) [[unlikely]] propagate_escape();
 }
 
-void Loop::close() {
-  if (running_) throw RuntimeError("close: the loop is running");
+void Loop::escape(TaskRecord* task) {
+  task->retrieved = true;  // it goes to the caller of run(), not to the exception handler
+  if (!escaping_) escaping_ = task->error;
+  stop_requested_ = true;
+}
+
+void Loop::propagate_escape() {
+  // MicroPython lets a KeyboardInterrupt or SystemExit out of run() from any task; we do the
+  // same for any exception that is not a std::exception, once the other tasks have unwound
+  // (docs/semantics.md#exceptions).
+  std::exception_ptr error = std::exchange(escaping_, nullptr);
+  main_task_ = nullptr;
+  cancel_live_tasks();
+  escaping_ = nullptr;  // the first one out wins; one raised while unwinding is dropped
+  std::rethrow_exception(error);
+}
+
+bool Loop::cancel_live_tasks() {
   // Cancel every task and let each unwind so that its destructors run; a task that ignores
-  // the cancellation and waits again is abandoned after a few rounds.
+  // the cancellation and waits again is given up on after a few rounds.
   for (int round = 0; round < 3 && live_tasks_ > 0; ++round) {
     for (auto* node = live_tasks_list_.front(); node; node = live_tasks_list_.next(node)) {
       cancel(static_cast<detail::LiveLink*>(node)->task);
     }
     run_until_idle();
   }
+  return live_tasks_ == 0;
+}
+
+void Loop::close() {
+  if (running_) throw RuntimeError("close: the loop is running");
+  cancel_live_tasks();
   while (auto* node = live_tasks_list_.pop_front()) {
     TaskRecord* task = static_cast<detail::LiveLink*>(node)->task;
     detail::port::log_error(("asyncio: abandoning task '" + task->name +
@@ -131,9 +164,22 @@ void Loop::close() {
     --live_tasks_;
     detail::drop_reference(task);
   }
-  // Ready tasks were all live; after the loop above the queue holds none.
-  while (ready_.pop()) {
+  // What is left are finished tasks waiting to report an exception: report it now rather than
+  // lose it.
+  while (TaskRecord* task = ready_.pop()) {
+    if (task->state == TaskState::kDone) report_if_unretrieved(task);
   }
+}
+
+void Loop::renew(Options options) {
+  if (running_) throw RuntimeError("new_event_loop: the current loop is running");
+  close();
+  // Made before anything is torn down: if it throws, this loop stays as it was.
+  std::unique_ptr<detail::IoBackend> backend =
+      detail::port::make_backend(*this, options.backend.c_str());
+  // Same type, same storage: every pointer and reference to this loop now names the new one.
+  std::destroy_at(this);
+  ::new (static_cast<void*>(this)) Loop(std::move(backend));
 }
 
 void Loop::run_until_idle() {
@@ -166,6 +212,10 @@ TaskRecord* Loop::pick_next() {
     }
     clock_fresh = false;
     if (TaskRecord* task = ready_.pop()) {
+      if (task->state == TaskState::kDone) [[unlikely]] {
+        report_if_unretrieved(task);
+        continue;
+      }
       prefetch_next();
       return task;
     }
@@ -215,6 +265,14 @@ void Loop::expire_timers() {
     // reading, so the FIFO stays in due order (see ready_queue.hpp).
     ready_.push_due(task, task->due);
   }
+}
+
+inline void Loop::stamp_time() {
+  // Without a fresh reading, a task queued after a long stretch without a clock read (a task
+  // that blocked for longer than the I/O priority bound) would carry a stale due time and jump
+  // ahead of I/O-woken tasks. Only fast-I/O mode compares due times of queued tasks; in
+  // round-robin mode the FIFO alone decides (docs/semantics.md#fast-io).
+  if (ready_.fast_io()) now_ = std::max(now_, detail::port::coarse_now());
 }
 
 Micros Loop::refresh_time() {
@@ -327,8 +385,11 @@ void Loop::fiber_main(Fiber* fiber) {
     } catch (const CancelledError&) {
       task->cancelled = true;
       task->error = std::current_exception();
+    } catch (const std::exception&) {
+      task->error = std::current_exception();
     } catch (...) {
       task->error = std::current_exception();
+      loop.escape(task);
     }
   }
   loop.finish_task(task);
@@ -344,7 +405,15 @@ void Loop::finish_task(TaskRecord* task) {
     auto* callback = static_cast<detail::DoneCallback*>(node);
     callback->fn(callback, task);
   }
-  if (!awaited && task->error && !task->cancelled) report_unretrieved(task);
+  if (!awaited && task->error && !task->cancelled && !task->retrieved) {
+    // As MicroPython: the finished task gets one more turn in the queue, and the handler hears
+    // of its exception then, unless somebody retrieved it meanwhile
+    // (docs/semantics.md#exceptions). The queue holds a reference until that turn.
+    detail::add_reference(task);
+    stamp_time();
+    if (!timers_.empty()) advance_timers();
+    ready_.push_done(task, now_);
+  }
   finished_ = task;  // its stack is released by whoever runs next: we are standing on it
   Fiber* next = &loop_fiber_;
   if (task != main_task_) {
@@ -367,7 +436,9 @@ void Loop::spawn(TaskRecord* task) {
   task->live_link.task = task;
   live_tasks_list_.push_back(&task->live_link);
   ++live_tasks_;
-  // Timers that fell due run first: the new task is due now, behind them (docs/semantics.md#run-order).
+  // Timers that fell due run first: the new task is due now, behind them
+  // (docs/semantics.md#run-order).
+  stamp_time();
   if (!timers_.empty()) advance_timers();
   ready_.push_due(task, now_);
 }
@@ -425,7 +496,9 @@ void Loop::yield_now(bool as_io) {
   TaskRecord* me = current_;
   if (!me) throw RuntimeError("sleep: called outside a task");
   raise_pending_cancel(me);
-  // Timers that fell due must queue ahead of us: we go behind every task already due (docs/semantics.md#run-order).
+  // Timers that fell due must queue ahead of us: we go behind every task already due
+  // (docs/semantics.md#run-order).
+  stamp_time();
   if (!timers_.empty()) advance_timers();
   if (as_io) {
     ready_.push_io(me, now_);
@@ -442,6 +515,7 @@ void Loop::wake(TaskRecord* task, WakeReason reason) {
   if (task->state != TaskState::kSuspended) return;
   if (detail::TimerHeap::contains(task)) timers_.remove(task);
   task->wake_reason = reason;
+  stamp_time();
   if (!timers_.empty()) advance_timers();  // as in spawn(): expired timers queue first
   ready_.push_due(task, now_);
 }
@@ -613,8 +687,37 @@ void Loop::default_exception_handler(Loop& /*loop*/, const ExceptionContext& con
   detail::port::log_error(line.c_str());
 }
 
-void Loop::report_unretrieved(TaskRecord* task) {
-  call_exception_handler({"Task exception wasn't retrieved", task->error, task->name});
+void Loop::report_if_unretrieved(TaskRecord* task) {
+  if (!task->retrieved) {
+    task->retrieved = true;  // at most once
+    call_exception_handler({"Task exception wasn't retrieved", task->error, task->name});
+  }
+  detail::drop_reference(task);  // the queue's, taken in finish_task()
+}
+
+// ---- Console interrupts ----
+
+bool Loop::interrupt() noexcept {
+  if (interrupt_requested_.exchange(true)) return false;
+  signal_flag(&interrupt_node_);
+  return true;
+}
+
+bool Loop::take_interrupt() noexcept {
+  forget_flag(&interrupt_node_);  // one that came after the run must not cancel the next one
+  const bool was = interrupted_;
+  interrupted_ = false;
+  interrupt_requested_.store(false);
+  return was;
+}
+
+void Loop::InterruptNode::on_signalled() {
+  loop.interrupted_ = true;
+  if (loop.main_task_) {
+    loop.cancel(loop.main_task_);
+  } else {
+    loop.stop();
+  }
 }
 
 // ---- The thread's loop ----
@@ -638,14 +741,26 @@ Loop* Loop::running() noexcept { return running_loop; }
 Loop& get_event_loop() { return running_loop ? *running_loop : Loop::current_thread_loop(); }
 
 Loop& new_event_loop(Loop::Options options) {
-  Loop::set_current_thread_loop(nullptr);  // close the old loop before opening a backend
-  Loop::set_current_thread_loop(std::make_shared<Loop>(std::move(options)));
-  return Loop::current_thread_loop();
+  if (!thread_loop) {
+    thread_loop = std::make_shared<Loop>(std::move(options));
+  } else {
+    thread_loop->renew(std::move(options));
+  }
+  return *thread_loop;
 }
 
 bool roundrobin() { return get_event_loop().roundrobin(); }
-void roundrobin(bool on) { get_event_loop().roundrobin(on); }
+
+void roundrobin(bool on) {
+  get_event_loop().roundrobin(on);
+  default_roundrobin = on;
+}
+
 bool power_mode() { return get_event_loop().power_mode(); }
-void power_mode(bool on) { get_event_loop().power_mode(on); }
+
+void power_mode(bool on) {
+  get_event_loop().power_mode(on);  // ValueError where unsupported: the default stays
+  default_low_power = on;
+}
 
 }  // namespace asyncio

@@ -26,6 +26,9 @@ void wake_awaiter(DoneCallback* self, TaskRecord* /*finished*/) {
 
 WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel) {
   if (!task) throw RuntimeError("await: empty task handle");
+  // From the first await on, the outcome is the awaiter's: as in MicroPython, the exception
+  // handler never hears of it, even if this awaiter gives up (docs/semantics.md#exceptions).
+  task->retrieved = true;
   if (task->state == TaskState::kDone) return WakeReason::kEvent;
   Loop& loop = *task->loop;
   TaskRecord* me = loop.current();
@@ -70,19 +73,49 @@ void check_result(const TaskRecord* task) {
   if (task->state != TaskState::kDone) {
     throw RuntimeError("result: task '" + task->name + "' is not done");
   }
+  task->retrieved = true;
   if (task->error) std::rethrow_exception(task->error);
+}
+
+void run_main(TaskRecord* main) {
+  Loop& loop = *main->loop;
+  port::route_interrupts(loop, true);
+  try {
+    loop.run_until_task_done(main);
+  } catch (...) {
+    port::route_interrupts(loop, false);
+    loop.take_interrupt();
+    throw;
+  }
+  port::route_interrupts(loop, false);
+  if (loop.take_interrupt()) {
+    // As CPython's asyncio.run: the main task was cancelled; the others go too, so that no
+    // task is left half-run, then the interrupt reaches the caller
+    // (docs/semantics.md#exceptions).
+    loop.close();
+    main->retrieved = true;
+    throw KeyboardInterrupt{};
+  }
 }
 
 }  // namespace detail
 
 std::exception_ptr TaskBase::exception() const {
   if (!done()) throw RuntimeError("exception: task '" + name() + "' is not done");
+  record_->retrieved = true;
   return record_->error;
+}
+
+bool TaskBase::cancel() const {
+  detail::TaskRecord& task = record();
+  if (task.state == detail::TaskState::kDone) return false;
+  if (&task == task.loop->current()) throw RuntimeError("can't cancel self");
+  return task.loop->cancel(record_);
 }
 
 TaskBase current_task() {
   detail::TaskRecord* task = get_event_loop().current();
-  if (!task) throw RuntimeError("current_task: no task is running");
+  if (!task) throw RuntimeError("no running event loop");
   return TaskBase(task);
 }
 

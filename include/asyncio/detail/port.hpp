@@ -108,6 +108,17 @@ namespace port {
 /// Monotonic clock in microseconds since an arbitrary epoch.
 Micros now();
 
+/// The same clock, read as cheaply as the platform allows: it may lag now() by a few ms (one
+/// kernel tick on Linux) but never runs ahead of it. Stamps the ready queue's order, which
+/// needs a fresh reading at every enqueue but only millisecond precision
+/// (docs/semantics.md#fast-io). A port without a cheaper clock returns now().
+Micros coarse_now();
+
+/// From `on` = true until the matching false, an interrupt request from the console (SIGINT on
+/// Linux) calls loop.interrupt(), unless the program handles that request itself. A port
+/// without such a request does nothing. asyncio::run() calls it around its run.
+void route_interrupts(Loop& loop, bool on) noexcept;
+
 /// A stack for a new task, with its sentinel written. Must be usable by make_fiber; `size` is
 /// a request (0 = default).
 /// Throws std::bad_alloc (or the port's equivalent) when memory is exhausted.

@@ -60,6 +60,13 @@ class ReadyQueue {
     due_.push(task);
   }
 
+  /// A finished task queued for one more turn, to report an exception nobody retrieved
+  /// (docs/semantics.md#exceptions); it stays kDone, which is how pop()'s caller tells it apart.
+  void push_done(TaskRecord* task, Micros due) {
+    task->due = due;
+    due_.push(task);
+  }
+
   /// A task woken by I/O or a ThreadSafeFlag at time `now`.
   void push_io(TaskRecord* task, Micros now) {
     if (!fast_io_) return push_due(task, now);

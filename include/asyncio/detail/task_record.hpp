@@ -53,6 +53,9 @@ struct TaskRecord : Fiber {
   bool cancelled = false;              // finished by CancelledError
   bool started = false;
   bool is_main = false;                // run_until_complete's task: its end stops the loop
+  // Someone awaited, gathered or asked for the outcome: an exception is theirs, not the
+  // exception handler's (docs/semantics.md#exceptions). Set through const handles too.
+  mutable bool retrieved = false;
   unsigned io_events = 0;              // readiness delivered with an I/O wake-up
   int io_error = 0;                    // errno delivered with an I/O wake-up (0: none)
   int references = 0;                  // handles + the loop while not done
