@@ -278,6 +278,48 @@ TEST_CASE("drain() with nothing queued still yields to other tasks (round-robin)
   CHECK(log == test::Log{"other", "drained"});
 }
 
+TEST_CASE("a read with data already there still lets the other ready tasks run (round-robin)") {
+  // MicroPython's reads yield to the poller before reading: a hot reader cannot starve.
+  test::fresh_loop();
+  auto [device, stream] = device_stream();
+  device->chunks = {"line 1\nline 2\nline 3\n", "xyz", "12345"};
+  test::Log log;
+  asyncio::run([&, &stream = stream] {
+    auto other = asyncio::create_task([&] {
+      for (int i = 0; i < 5; ++i) {
+        log.push_back("other");
+        asyncio::sleep_ms(0);
+      }
+    });
+    log.push_back(stream.readline());
+    log.push_back(stream.readline());
+    log.push_back(stream.read(2));
+    char byte = 0;
+    stream.readinto(std::span<char>(&byte, 1));
+    log.push_back(std::string(1, byte));
+    log.push_back(stream.readexactly(5));
+    asyncio::await(other);
+  });
+  CHECK(log == test::Log{"other", "line 1\n", "other", "line 2\n", "other", "li", "other", "n",
+                         "other", "e 3\nx"});
+}
+
+TEST_CASE("fast I/O: a read with data already there resumes ahead of the pending tasks") {
+  test::fresh_loop();
+  asyncio::roundrobin(false);
+  auto [device, stream] = device_stream();
+  device->chunks = {"a\nb\n"};
+  test::Log log;
+  asyncio::run([&, &stream = stream] {
+    auto other = asyncio::create_task([&] { log.push_back("other"); });
+    log.push_back(stream.readline());
+    log.push_back(stream.readline());
+    asyncio::await(other);
+  });
+  asyncio::roundrobin(true);
+  CHECK(log == test::Log{"a\n", "b\n", "other"});
+}
+
 TEST_CASE("a task cancelled in readline loses no data: the next reader gets the whole line") {
   test::fresh_loop();
   auto [a, b] = socket_streams();

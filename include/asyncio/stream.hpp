@@ -82,10 +82,11 @@ class StreamState;
 /// (copies share one device and its buffers, as Python references do); the device closes
 /// when close() is called or the last handle goes away.
 ///
-/// Reads return what the device has without suspending when data is already there (as
-/// CPython's StreamReader); they suspend only when nothing is available. A task cancelled
-/// while blocked in a read or drain() loses nothing: buffered input stays for the next
-/// reader, unsent output for the next drain().
+/// Every read passes one scheduling point first, as MicroPython's do: the other ready tasks
+/// run (in fast-I/O mode, the reader resumes ahead of them as an I/O-woken task), then the read
+/// returns what the device has, suspending only when nothing is available. A task cancelled
+/// in a read or drain() loses nothing: buffered input stays for the next reader, unsent output
+/// for the next drain().
 class Stream {
  public:
   /// Takes ownership of `device`. Throws ValueError on a null device.

@@ -65,6 +65,11 @@ class StreamState {
     consume(n);
     return out;
   }
+  /// Every read passes one scheduling point before it takes anything, as MicroPython's reads
+  /// yield to the poller first: a reader whose data is always there cannot starve the loop,
+  /// and a cancellation there loses nothing (docs/semantics.md#streams). The task resumes as
+  /// an I/O-woken one, so in fast-I/O mode it goes before the other pending tasks.
+  static void scheduling_point() { get_event_loop().yield_now(true); }
   /// Reads more from the device into the buffer, waiting if it has nothing: false at the end
   /// of the stream. Buffered bytes are kept, so a cancelled wait loses nothing.
   bool fill() {
@@ -227,6 +232,7 @@ std::string Stream::read(std::ptrdiff_t n) {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("read");
+  s.scheduling_point();
   if (n == 0) return {};
   if (n < 0) {
     while (s.fill()) {
@@ -244,6 +250,7 @@ std::size_t Stream::readinto(std::span<std::byte> buf) {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("readinto");
+  s.scheduling_point();
   if (buf.empty()) return 0;
   if (s.buffered() == 0) return s.read_direct(buf);
   const std::size_t n = std::min(buf.size(), s.buffered());
@@ -258,6 +265,7 @@ std::string Stream::readexactly(std::size_t n) {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("readexactly");
+  s.scheduling_point();
   while (s.buffered() < n) {
     if (!s.fill()) {
       const std::size_t got = s.buffered();
@@ -271,6 +279,7 @@ std::string Stream::readline() {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("readline");
+  s.scheduling_point();
   std::size_t scanned = 0;  // bytes of the window already searched for "\n"
   for (;;) {
     const auto* data = reinterpret_cast<const char*>(s.buffered_data());
