@@ -473,6 +473,10 @@ bench/report.py                  # re-render from docs/data/ only
 the others' data, `--nice N` runs them under `nice -n N`. Quote figures from the default
 release build with LTO: LTO inlines the context switch into the scheduler, and a build
 without it switches markedly slower.
+
+The board figures (the seed's demos in the RP2040 emulator, time spent in light sleep and the
+modelled current of `blink_power`, flash and RAM sizes) are asserted by the hw test suite
+(`hw/run-tests`); see [hw/README.md](../hw/README.md).
 """
 
 
