@@ -99,9 +99,8 @@ class Loop {
   /// timers due within one slot are served by one wake-up. 0 or 1: exact deadlines.
   Micros timer_resolution() const { return timer_resolution_; }
   void set_timer_resolution(Micros resolution);
-  /// Picked for bench/timers (1000 tasks, random 1-50 ms sleeps, ~39,000 timer wake-ups/s):
-  /// 250 µs caps the loop at 4,000 wake-ups/s while p50 lateness stays ~190 µs on our VM.
-  /// Each loop wake-up costs ~20 µs of kernel time there; see README "Figures".
+  /// Picked by measurement in bench/timers (docs/benchmarks.md): the coarsest grid that keeps
+  /// timer lateness well under a millisecond while timers due together share a wake-up.
   static constexpr Micros kDefaultTimerResolutionUs = 250;
   /// Busy polling, as Linux's SO_BUSY_POLL: when the loop would block while tasks wait on file
   /// descriptors, it first polls them for up to `us` µs (io_uring: reading the shared ring, no

@@ -232,9 +232,8 @@ inline void Loop::prefetch_next() const {
   // With many tasks, each switch misses the cache on the next task's record and on the frames
   // saved at the top of its stack (bench/switch, N = 1000). Fetch ahead without ever waiting
   // on a miss here: the record of the task after next is only prefetched (reading its saved
-  // stack pointer to prefetch the stack too stalled on that record: perf put a quarter of
-  // bench/timers' CPU on that one load); the stack of the next task is prefetched through
-  // its record, which the previous switch prefetched.
+  // stack pointer to prefetch its stack too would stall on that record); the stack of the next
+  // task is prefetched through its record, which the previous switch prefetched.
   if (const TaskRecord* next = ready_.peek()) {
     const char* top = static_cast<const char*>(next->context);
     for (int line = 0; line < 4; ++line) __builtin_prefetch(top + 64 * line);
@@ -300,8 +299,8 @@ void Loop::wait_for_events() {
     deadline = (timers_.top_due() + grid - 1) / grid * grid;
   }
   if (!pollables_.empty()) {
-    // A fresh reading: without timers nothing else refreshes now_, and a stale one put poll_at
-    // in the past, so the loop spun (a 200 ms pollable wait burnt 124 ms of CPU).
+    // A fresh reading: without timers nothing else refreshes now_, and a stale one would put
+    // poll_at in the past, so that the loop spins instead of waiting.
     now_ = detail::port::now();
     const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);
     if (deadline < 0 || poll_at < deadline) deadline = poll_at;

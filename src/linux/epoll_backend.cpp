@@ -4,7 +4,7 @@
 // on a host without page-table isolation, ~1.2 µs with it: 10-50x a fiber switch), so the
 // per-switch poll is rate-limited: it only happens while tasks wait on descriptors, and at
 // most once per kPollIntervalUs (a clock read, ~25 ns, per switch). That bounds the latency
-// it adds to I/O at 50 µs while a busy loop switches, as the core issue asks. ThreadSafeFlags
+// it adds to I/O at 50 µs while a busy loop switches (docs/semantics.md#io-polling). ThreadSafeFlags
 // do not go through here at all: the loop sees them through its lock-free stack at every
 // switch, and the eventfd only wakes a blocked wait.
 #include <sys/epoll.h>

@@ -1,4 +1,4 @@
-// Waiting on file descriptors, shared by both backends; the backend choice (SPEC section 3).
+// Waiting on file descriptors, shared by both backends; the backend choice (docs/design.md).
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -93,16 +93,13 @@ bool LinuxBackend::busy_wait(Micros deadline) {
   return false;
 }
 
-// 1 ms: 5 % of the 20 ms slot. It is also what an event arriving just after a wake-up may wait
-// beyond the slot (the next wake-up is one slot later, anywhere in the kernel's window). Half
-// of it was tried: bench/power's tsf_1khz p99 was 20.3-21.4 ms in seven runs with 0.5 ms and in
-// five with 1 ms, the VM's wake-up jitter dominating either way, so the coalescing window stays.
+// 1 ms: 5 % of the 20 ms slot, enough for the kernel to coalesce our wake-ups with others, and
+// also what an event arriving just after a wake-up may wait beyond the slot (a smaller slack
+// did not lower bench/power's latencies: the machine's wake-up jitter dominates).
 //
-// Only some of the loop's sleeps take the slack. clock_nanosleep (the batching sleeps) and
-// epoll_pwait2 do; io_uring's wait timeout does not: a low-power loop on io_uring woke ~0.1 ms
-// past its 20 ms boundaries with 0, 50 µs or 5 ms of slack, on epoll 1.1 ms past them with this
-// 1 ms (a throw-away probe, 40 wake-ups each). So on io_uring the kernel cannot coalesce the
-// loop's waits for a due timer with other wake-ups; they end at the boundary itself.
+// Only some of the loop's sleeps take the slack: clock_nanosleep (the batching sleeps) and
+// epoll_pwait2 do, io_uring's wait timeout does not, so on io_uring the loop's waits for a due
+// timer end at the boundary itself.
 constexpr long kLowPowerTimerSlackNs = 1'000'000;
 
 // The adaptive window's first step, as KVM's halt_poll_ns_grow_start (10 µs).
@@ -127,9 +124,8 @@ void LinuxBackend::sleep_without_io(Micros deadline, bool timer_due) {
   // The kernel ends a sleep anywhere from its expiry to expiry + slack, and on a quiet machine
   // at the far end. Without a timer to serve, expire one slack early, so that the coalescing
   // window ends at the slot boundary and I/O batched here waits at most the slot, not the slot
-  // plus the slack (bench/power's pipe_1khz p99: 19.8-20.0 ms, against 20.0 ms before; on this
-  // VM the gain is within the noise). A due timer must not run early (docs/semantics.md#run-order), so then the sleep
-  // expires at the boundary itself.
+  // plus the slack. A due timer must not run early (docs/semantics.md#run-order), so then the
+  // sleep expires at the boundary itself.
   if (!timer_due && low_power_) deadline -= kLowPowerTimerSlackNs / 1000;
   timespec until{};
   until.tv_sec = deadline / 1'000'000;

@@ -6,9 +6,8 @@
 // The ring is set up with DEFER_TASKRUN | SINGLE_ISSUER | TASKRUN_FLAG (a loop and its ring
 // belong to one thread). By default the kernel interrupts the task to post a completion
 // (TIF_NOTIFY_SIGNAL; COOP_TASKRUN only drops the IPI): that also cuts short a low-power
-// sleep, one extra wake-up per 20 ms slot (measured: 100 instead of 50 wake-ups/s for a 1 kHz
-// pipe). DEFER_TASKRUN leaves the work until we enter the ring. Deferred work alone would stay
-// invisible to the peek (median 0.7 ms, up to 20 ms with COOP_TASKRUN); the
+// sleep, one extra wake-up per 20 ms slot. DEFER_TASKRUN leaves the work until we enter the
+// ring. Deferred work alone would stay invisible to the peek for up to a slot; the
 // TASKRUN flag closes that gap: the kernel raises IORING_SQ_TASKRUN in the shared ring as soon
 // as work is pending, the peek sees it, and only then enters the ring to post it.
 //
@@ -93,8 +92,8 @@ class UringBackend final : public LinuxBackend {
     if (deadline >= 0) {
       const Micros remaining = deadline - port::now();
       if (remaining <= 0) {
-        // A zero timeout still sleeps in the kernel (a context switch, measured as one more
-        // wake-up per low-power slot); a poll needs no wait at all.
+        // A zero timeout still sleeps in the kernel (a context switch: one more wake-up per
+        // low-power slot); a poll needs no wait at all.
         submit_and_collect();
         reap();
         return;

@@ -2,8 +2,8 @@
 // a woken or cancelled task leaves in O(log n).
 //
 // Sifting must not touch the task records: with many timers each record is a cache miss, and
-// writing a heap position into every record a sift passes (the previous design) was ~11 % of
-// bench/timers' CPU. So the heap array holds the keys and a small slot number, and two dense
+// writing a heap position into every record a sift passes showed in bench/timers' CPU. So the
+// heap array holds the keys and a small slot number, and two dense
 // arrays indexed by slot map it to the task and to its position; a task remembers only its
 // slot, written once when it enters the heap and once when it leaves.
 #pragma once
