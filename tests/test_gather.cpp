@@ -249,3 +249,34 @@ TEST_CASE("several tasks can gather at the same time") {
     CHECK(r == 30);
   });
 }
+
+TEST_CASE("gather of callables creates their tasks left to right, as Python's gather(a(), b())") {
+  test::fresh_loop();
+  test::Log log;
+  auto step = [&log](std::string name) {
+    return [&log, name] {
+      log.push_back(name + " starts");
+      asyncio::sleep_ms(0);
+      log.push_back(name + " ends");
+      return name.size();
+    };
+  };
+  asyncio::run([&] {
+    const auto [a, bb, ccc] = asyncio::gather(step("a"), step("bb"), step("ccc"));
+    CHECK(a == 1);
+    CHECK(bb == 2);
+    CHECK(ccc == 3);
+  });
+  CHECK(log == test::Log{"a starts", "bb starts", "ccc starts", "a ends", "bb ends", "ccc ends"});
+}
+
+TEST_CASE("gather(return_exceptions, callables...) gives each callable's outcome") {
+  test::fresh_loop();
+  asyncio::run([] {
+    const auto [fine, failed] = asyncio::gather(
+        asyncio::return_exceptions, [] { return 1; },
+        []() -> int { throw asyncio::ValueError("no"); });
+    CHECK(fine.value() == 1);
+    CHECK_FALSE(failed.ok());
+  });
+}

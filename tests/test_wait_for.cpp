@@ -274,3 +274,13 @@ TEST_CASE("wait_for on an already finished task returns its value") {
     CHECK(asyncio::wait_for_ms(task, 100) == 21);
   });
 }
+
+TEST_CASE("wait_for takes a callable with seconds or a std::chrono timeout") {
+  test::fresh_loop();
+  asyncio::run([] {
+    CHECK(asyncio::wait_for([] { return 3; }, 1.0) == 3);
+    CHECK(asyncio::wait_for([] { return 4; }, std::chrono::seconds(1)) == 4);
+    CHECK_THROWS_AS(asyncio::wait_for([] { asyncio::sleep_ms(10'000); }, 0.001),
+                    asyncio::TimeoutError);
+  });
+}

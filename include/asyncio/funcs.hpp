@@ -93,6 +93,28 @@ std::tuple<Outcome<T>...> gather(return_exceptions_t, const Task<T>&... tasks) {
   return std::tuple<Outcome<T>...>{Outcome<T>(tasks)...};
 }
 
+/// A callable gather() and wait_for() run as a new task: anything invocable with no arguments
+/// that is not already a task.
+template <class F>
+concept TaskFunction = std::invocable<std::decay_t<F>> && !std::is_base_of_v<TaskBase, std::decay_t<F>>;
+
+/// Python's `await gather(a(), b())`: runs each callable as a task, created left to right (a
+/// braced list fixes the order, where the arguments of gather(create_task(a), create_task(b))
+/// are evaluated in an unspecified order), then gathers them.
+template <TaskFunction... F>
+  requires(sizeof...(F) > 0)
+auto gather(F&&... functions) {
+  const std::tuple tasks{create_task(std::forward<F>(functions))...};
+  return std::apply([](const auto&... task) { return gather(task...); }, tasks);
+}
+
+template <TaskFunction... F>
+  requires(sizeof...(F) > 0)
+auto gather(return_exceptions_t, F&&... functions) {
+  const std::tuple tasks{create_task(std::forward<F>(functions))...};
+  return std::apply([](const auto&... task) { return gather(return_exceptions, task...); }, tasks);
+}
+
 template <class T>
 std::vector<detail::GatherValue<T>> gather(const std::vector<Task<T>>& tasks) {
   std::vector<detail::TaskRecord*> records;
@@ -154,10 +176,19 @@ auto shield(F&& function) {
 }
 
 /// wait_for on a callable: runs it as a new task first (Python's wait_for(coro, t)).
-template <class F>
-  requires std::invocable<std::decay_t<F>>
+template <TaskFunction F>
 auto wait_for_ms(F&& function, std::int64_t ms) {
   return wait_for_ms(create_task(std::forward<F>(function)), ms);
+}
+
+template <TaskFunction F>
+auto wait_for(F&& function, double seconds) {
+  return wait_for(create_task(std::forward<F>(function)), seconds);
+}
+
+template <TaskFunction F, class Rep, class Period>
+auto wait_for(F&& function, std::chrono::duration<Rep, Period> timeout) {
+  return wait_for(create_task(std::forward<F>(function)), timeout);
 }
 
 }  // namespace asyncio
