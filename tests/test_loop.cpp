@@ -187,9 +187,16 @@ TEST_CASE("is_running is true only while the loop runs") {
 TEST_CASE("a Loop& taken before new_event_loop() stays valid and names the new loop") {
   auto& first = asyncio::new_event_loop();
   first.roundrobin(false);
+  int handled = 0;
+  first.set_exception_handler([&handled](asyncio::Loop&, const asyncio::ExceptionContext&) { ++handled; });
   auto& second = asyncio::new_event_loop();
   CHECK(&first == &second);
   CHECK(first.roundrobin());  // the new loop's state, through the old reference
+  // As MicroPython's, whose handler belongs to the Loop class: the handler is kept.
+  REQUIRE(first.get_exception_handler());
+  first.call_exception_handler({"kept", nullptr, ""});
+  CHECK(handled == 1);
+  first.set_exception_handler(nullptr);
   CHECK(asyncio::run([&] { return &asyncio::get_event_loop() == &first ? 1 : 0; }) == 1);
 }
 

@@ -60,7 +60,9 @@ inline asyncio::Loop& fresh_loop() {
   // The module-level modes too: a test that changed them must not change the next one.
   asyncio::roundrobin(true);
   asyncio::power_mode(false);
-  return asyncio::new_event_loop();
+  asyncio::Loop& loop = asyncio::new_event_loop();
+  loop.set_exception_handler(nullptr);  // a handler of an earlier test may capture its locals
+  return loop;
 }
 
 using Clock = std::chrono::steady_clock;

@@ -81,7 +81,7 @@ class Loop {
   void close();
   /// new_event_loop(): closes this loop and makes it a new one in place, with a new backend
   /// and the thread's module-level modes, so that every Loop& to it stays valid (MicroPython's
-  /// loop is one object too). If the new backend cannot be made, the loop is left closed but
+  /// loop is one object too). The exception handler is kept, as MicroPython's is. If the new backend cannot be made, the loop is left closed but
   /// usable and the error propagates. RuntimeError while the loop runs.
   void renew(Options options);
   bool is_running() const { return running_; }

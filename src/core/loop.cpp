@@ -177,9 +177,12 @@ void Loop::renew(Options options) {
   // Made before anything is torn down: if it throws, this loop stays as it was.
   std::unique_ptr<detail::IoBackend> backend =
       detail::port::make_backend(*this, options.backend.c_str());
+  // MicroPython's handler belongs to the Loop class, so a new loop keeps it.
+  ExceptionHandler handler = std::move(exception_handler_);
   // Same type, same storage: every pointer and reference to this loop now names the new one.
   std::destroy_at(this);
   ::new (static_cast<void*>(this)) Loop(std::move(backend));
+  exception_handler_ = std::move(handler);
 }
 
 void Loop::run_until_idle() {
