@@ -273,8 +273,12 @@ inline void Loop::stamp_time() {
   // Without a fresh reading, a task queued after a long stretch without a clock read (a task
   // that blocked for longer than the I/O priority bound) would carry a stale due time and jump
   // ahead of I/O-woken tasks. Only fast-I/O mode compares due times of queued tasks; in
-  // round-robin mode the FIFO alone decides (docs/semantics.md#fast-io).
-  if (ready_.fast_io()) now_ = std::max(now_, detail::port::coarse_now());
+  // round-robin mode the FIFO alone decides (docs/semantics.md#fast-io). Nor can it matter
+  // while no task waits on I/O or a flag: then no task can be queued as I/O-woken, and the
+  // read stays off the plain switch path.
+  if (ready_.fast_io() && (external_waiters_ != 0 || !pollables_.empty() || backend_->has_waiters())) {
+    now_ = std::max(now_, detail::port::coarse_now());
+  }
 }
 
 Micros Loop::refresh_time() {
