@@ -23,8 +23,8 @@ constexpr const char* kUsage =
 
 int main(int argc, char** argv) {
   std::string failure;
-  const demo::Options options = demo::parse_options(
-      argc, argv, kUsage, [&](std::string_view flag, const std::string& value) {
+  const demo::Options options =
+      demo::parse_options(argc, argv, kUsage, [&](std::string_view flag, const std::string& value) {
         if (flag != "--failing-task") return false;
         failure = value;
         return true;

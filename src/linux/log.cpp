@@ -90,9 +90,10 @@ spdlog::level::level_enum level_from_environment(spdlog::logger& logger) {
   }
   if (!setting) return spdlog::level::warn;
   if (const auto level = parse_level(*setting)) return *level;
-  logger.warn("{}: unknown level '{}' (expected off, error, warn, info, debug or trace); "
-              "using warn",
-              variable, *setting);
+  logger.warn(
+      "{}: unknown level '{}' (expected off, error, warn, info, debug or trace); "
+      "using warn",
+      variable, *setting);
   return spdlog::level::warn;
 }
 
@@ -129,7 +130,9 @@ void set_log_level(LogLevel level) {
   log().logger->set_level(static_cast<spdlog::level::level_enum>(level));
 }
 
-LogLevel log_level() { return static_cast<LogLevel>(log().logger->level()); }
+LogLevel log_level() {
+  return static_cast<LogLevel>(log().logger->level());
+}
 
 void set_log_sink(LogSink sink) {
   Log& instance = log();
@@ -143,7 +146,9 @@ void set_log_sink(LogSink sink) {
 
 namespace detail {
 
-spdlog::logger& logger() noexcept { return *log().logger; }
+spdlog::logger& logger() noexcept {
+  return *log().logger;
+}
 
 namespace port {
 
