@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "demo_util.hpp"
@@ -13,18 +15,31 @@
 
 namespace {
 
-constexpr const char* kUsage = "timer_test [--iterations N] [--json] [--backend epoll|uring|auto]";
+constexpr const char* kUsage =
+    "timer_test [--iterations N] [--json] [--backend epoll|uring|auto] [--failing-task TEXT]\n"
+    "  --failing-task TEXT  also start a task that raises TEXT and is never awaited: the\n"
+    "                       library reports it on stderr (see README \"Logging\")";
 }  // namespace
 
 int main(int argc, char** argv) {
-  const demo::Options options = demo::parse_options(
-      argc, argv, kUsage, [](std::string_view, const std::string&) { return false; });
+  std::string failure;
+  const demo::Options options =
+      demo::parse_options(argc, argv, kUsage, [&](std::string_view flag, const std::string& value) {
+        if (flag != "--failing-task") return false;
+        failure = value;
+        return true;
+      });
   try {
     asyncio::Loop& loop =
         asyncio::new_event_loop(asyncio::Loop::Options{.backend = options.backend});
     demo::Report report("timer_test", options.json, {{"backend", loop.backend_name()}});
     if (!options.json) std::printf("timer_test on the %s backend\n", loop.backend_name());
-    asyncio::run([&] { seed::timer_test(options.iterations, report); });
+    asyncio::run([&] {
+      if (!failure.empty()) {
+        asyncio::create_task([&failure] { throw std::runtime_error(failure); });
+      }
+      seed::timer_test(options.iterations, report);
+    });
   } catch (const std::exception& error) {
     std::fprintf(stderr, "timer_test: %s\n", error.what());
     return 1;

@@ -1,5 +1,6 @@
 // The event loop API (docs/semantics.md#functions): run, run_until_complete, run_forever/stop, close,
 // get_event_loop/new_event_loop, current_task, and the errors of misuse (docs/semantics.md#errors).
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -421,4 +422,19 @@ TEST_CASE("ten thousand short tasks run to completion") {
     }
   });
   CHECK(total == batches * (999L * 1000 / 2));
+}
+
+TEST_CASE("the loop's duration settings take std::chrono durations, rounded up to 1 us") {
+  using namespace std::chrono_literals;
+  asyncio::Loop& loop = test::fresh_loop();
+  loop.set_timer_resolution(1us);
+  CHECK(loop.timer_resolution() == 1);
+  loop.set_timer_resolution(2ms);
+  CHECK(loop.timer_resolution() == 2000);
+  loop.set_io_priority_bound(std::chrono::duration<double>(0.5));
+  CHECK(loop.io_priority_bound() == 500'000);
+  loop.set_busy_poll(1500ns, asyncio::BusyPoll::kAdaptive);
+  CHECK(loop.busy_poll() == 2);
+  CHECK(loop.busy_poll_mode() == asyncio::BusyPoll::kAdaptive);
+  CHECK_THROWS_AS(loop.set_busy_poll(2s), asyncio::ValueError);
 }

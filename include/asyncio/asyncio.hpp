@@ -6,6 +6,7 @@
 #include "asyncio/event.hpp"
 #include "asyncio/funcs.hpp"
 #include "asyncio/io.hpp"
+#include "asyncio/log.hpp"
 #include "asyncio/loop.hpp"
 #include "asyncio/net.hpp"
 #include "asyncio/pollable.hpp"

@@ -35,7 +35,7 @@ namespace detail {
 /// can tell its own expiry from a cancel() and turn it into TimeoutError.
 class DeadlineExpired : public CancelledError {
  public:
-  explicit DeadlineExpired(std::int64_t deadline) : deadline(deadline) {}
+  explicit DeadlineExpired(std::int64_t at) : deadline(at) {}
   std::int64_t deadline;  // absolute µs on the loop's clock
 };
 }  // namespace detail

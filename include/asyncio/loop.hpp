@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -118,6 +119,20 @@ class Loop {
   Micros busy_poll() const { return busy_poll_us_; }
   BusyPoll busy_poll_mode() const { return busy_poll_mode_; }
   void set_busy_poll(Micros us, BusyPoll mode = BusyPoll::kFixed);
+
+  /// The settings above with a std::chrono duration (e.g. 1us, 2ms), rounded up to whole µs.
+  template <class Rep, class Period>
+  void set_io_priority_bound(std::chrono::duration<Rep, Period> bound) {
+    set_io_priority_bound(std::chrono::ceil<std::chrono::microseconds>(bound).count());
+  }
+  template <class Rep, class Period>
+  void set_timer_resolution(std::chrono::duration<Rep, Period> resolution) {
+    set_timer_resolution(std::chrono::ceil<std::chrono::microseconds>(resolution).count());
+  }
+  template <class Rep, class Period>
+  void set_busy_poll(std::chrono::duration<Rep, Period> window, BusyPoll mode = BusyPoll::kFixed) {
+    set_busy_poll(std::chrono::ceil<std::chrono::microseconds>(window).count(), mode);
+  }
 
   void set_exception_handler(ExceptionHandler handler);
   ExceptionHandler get_exception_handler() const { return exception_handler_; }

@@ -17,6 +17,7 @@ class Semaphore {
  public:
   /// ValueError if `value` is negative.
   explicit Semaphore(int value = 1);
+  virtual ~Semaphore() = default;
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
 

@@ -14,7 +14,7 @@ namespace asyncio {
 ///
 /// Destroy a flag only when no set() can still be running on another thread, and do not call
 /// set() once the loop it was waited on is destroyed.
-class ThreadSafeFlag : private detail::FlagNode {
+class ThreadSafeFlag final : private detail::FlagNode {
  public:
   ThreadSafeFlag() = default;
   ThreadSafeFlag(const ThreadSafeFlag&) = delete;

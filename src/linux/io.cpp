@@ -1,5 +1,4 @@
 // Waiting on file descriptors, shared by both backends; the backend choice (docs/design.md).
-#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -14,6 +13,7 @@
 #include "asyncio/net.hpp"
 #include "asyncio/loop.hpp"
 #include "linux_backend.hpp"
+#include "log.hpp"
 
 namespace asyncio {
 namespace detail {
@@ -184,7 +184,7 @@ std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested) {
     static bool told = false;
     if (!told) {
       told = true;
-      spdlog::info("asyncio: io_uring unavailable ({}); using epoll", error.what());
+      logger().info("io_uring unavailable ({}); using epoll", error.what());
     }
     return std::unique_ptr<IoBackend>(make_epoll_backend(loop));
   }

@@ -1,6 +1,6 @@
-// The Linux port's clock and log sink (include/asyncio/detail/port.hpp).
+// The Linux port's clock and SIGINT routing (include/asyncio/detail/port.hpp); its log is
+// log.cpp.
 #include <signal.h>
-#include <spdlog/spdlog.h>
 #include <time.h>
 
 #include <atomic>
@@ -58,29 +58,6 @@ void route_interrupts(Loop& loop, bool on) noexcept {
   if (interrupted_loop.load() != &loop) return;
   sigaction(SIGINT, &previous_sigint, nullptr);
   interrupted_loop.store(nullptr);
-}
-
-void log_error(const char* message) noexcept {
-  try {
-    spdlog::error("{}", message);
-  } catch (...) {
-  }
-}
-
-void log_info(const char* message) noexcept {
-  try {
-    spdlog::info("{}", message);
-  } catch (...) {
-  }
-}
-
-void fatal(const char* message) noexcept {
-  try {
-    spdlog::critical("{}", message);
-    spdlog::default_logger()->flush();
-  } catch (...) {
-  }
-  std::abort();
 }
 
 // Low-power mode on Linux: batched 20 ms waits (Loop::wait_for_events) and a raised timer
