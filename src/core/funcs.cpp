@@ -111,9 +111,15 @@ void wait_for_record(TaskRecord* task, Micros timeout) {
     loop.cancel(task);  // wait_for itself was cancelled: take the task down with it
     throw;
   }
-  if (reason != WakeReason::kTimeout || task->state == TaskState::kDone) return;
+  // MicroPython's caller learns of the task's end from its runner task, which runs one turn
+  // after the task ends: the extra yields keep a translated program's order of events.
+  if (reason != WakeReason::kTimeout || task->state == TaskState::kDone) {
+    if (timeout >= 0) loop.yield_now();
+    return;
+  }
   loop.cancel(task);
   await_task(task, -1, false);  // let it unwind; throws only if we are cancelled meanwhile
+  loop.yield_now();
   throw TimeoutError();
 }
 
