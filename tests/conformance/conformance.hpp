@@ -1,0 +1,87 @@
+// Helpers shared by the ports of MicroPython's asyncio tests: Python's print() and the repr()
+// of the few exceptions the tests print, so that each port reads like the script it ports.
+#pragma once
+
+#include <asyncio/asyncio.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace py {
+
+inline std::string str(std::string_view text) {
+  return std::string(text);
+}
+inline std::string str(const char* text) {
+  return text;
+}
+inline std::string str(bool value) {
+  return value ? "True" : "False";
+}
+template <class T>
+requires std::is_integral_v<T> std::string str(T value) {
+  return std::to_string(value);
+}
+
+/// Python's print(a, b, ...): the arguments separated by spaces, then a newline, on stdout.
+template <class... Args>
+void print(const Args&... args) {
+  std::string line;
+  ((line += (line.empty() ? "" : " ") + str(args)), ...);
+  std::fputs((line + "\n").c_str(), stdout);
+}
+inline void print() {
+  std::fputs("\n", stdout);
+}
+
+/// Python's ValueError(args): what() holds the repr of the arguments as MicroPython prints
+/// them ("2," for a single argument, as its repr of a one-tuple).
+inline asyncio::ValueError value_error(std::string args = {}) {
+  return asyncio::ValueError(args);
+}
+
+/// repr() of an exception a port catches or receives in an exception handler.
+inline std::string repr(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const asyncio::CancelledError&) {
+    return "CancelledError()";
+  } catch (const asyncio::TimeoutError&) {
+    return "TimeoutError()";
+  } catch (const asyncio::ValueError& e) {
+    return std::string("ValueError(") + e.what() + ")";
+  } catch (const asyncio::RuntimeError& e) {
+    return std::string("RuntimeError(") + e.what() + ")";
+  } catch (const std::exception& e) {
+    return std::string("Exception(") + e.what() + ")";
+  }
+}
+
+/// Prints what a waiting call returned: MicroPython's Event.wait() and Lock.acquire() return
+/// True. Works whether the C++ call returns bool or void (void is printed as True).
+template <class Call>
+std::string returned(Call&& call) {
+  if constexpr (std::is_void_v<std::invoke_result_t<Call>>) {
+    call();
+    return "True";
+  } else {
+    return str(static_cast<bool>(call()));
+  }
+}
+
+/// Python's round(milliseconds, -2): to the nearest hundred.
+inline std::int64_t round_hundreds(std::int64_t ms) {
+  return (ms + 50) / 100 * 100;
+}
+
+/// MicroPython's time.ticks_ms() on the steady clock.
+inline std::int64_t ticks_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace py
