@@ -22,9 +22,9 @@ void main_task() {
   delay_print(-1, "negative");
   const auto t3 = py::ticks_ms();
 
-  std::printf("took %lld %lld %lld\n", static_cast<long long>(py::round_hundreds(t1 - t0)),
-              static_cast<long long>(py::round_hundreds(t2 - t1)),
-              static_cast<long long>(py::round_hundreds(t3 - t2)));
+  std::printf("took %lld %lld %lld\n", static_cast<long long>(py::took(t1 - t0, 200)),
+              static_cast<long long>(py::took(t2 - t1, 400)),
+              static_cast<long long>(py::took(t3 - t2, 0)));
 }
 
 }  // namespace

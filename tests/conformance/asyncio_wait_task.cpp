@@ -46,8 +46,8 @@ void main_task() {
   const auto t1 = py::ticks_ms();
   ts2.wait();
   const auto t2 = py::ticks_ms();
-  std::printf("took %lld %lld\n", static_cast<long long>(py::round_hundreds(t1 - t0)),
-              static_cast<long long>(py::round_hundreds(t2 - t1)));
+  std::printf("took %lld %lld\n", static_cast<long long>(py::took(t1 - t0, 200)),
+              static_cast<long long>(py::took(t2 - t1, 200)));
 
   // Wait on a task that raises an exception.
   t = asyncio::create_task(task_raise);
