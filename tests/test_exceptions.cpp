@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <csignal>
+#include <cstdio>
 #include <type_traits>
 
 #include "test_support.hpp"
@@ -341,6 +342,42 @@ TEST_CASE("the default handler logs without crashing and the loop goes on") {
     return 9;
   });
   CHECK(value == 9);
+}
+
+namespace {
+/// Runs `body` with file descriptor `fd` sent to a temporary file; returns what was written.
+template <class Body>
+std::string written_to(int fd, Body body) {
+  std::fflush(nullptr);
+  FILE* file = std::tmpfile();
+  REQUIRE(file != nullptr);
+  const int saved = dup(fd);
+  dup2(fileno(file), fd);
+  body();
+  std::fflush(nullptr);
+  dup2(saved, fd);
+  close(saved);
+  std::rewind(file);
+  std::string text;
+  char buffer[256];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, file)) > 0;) text.append(buffer, n);
+  std::fclose(file);
+  return text;
+}
+}  // namespace
+
+TEST_CASE("the default handler logs on stderr, never on the program's stdout") {
+  auto& loop = test::fresh_loop();
+  std::string on_stderr;
+  const std::string on_stdout = written_to(STDOUT_FILENO, [&] {
+    on_stderr = written_to(STDERR_FILENO, [&] {
+      asyncio::Loop::default_exception_handler(
+          loop, asyncio::ExceptionContext{"test: logged on stderr",
+                                          std::make_exception_ptr(std::runtime_error("x")), ""});
+    });
+  });
+  CHECK(on_stdout.empty());
+  CHECK(on_stderr.find("test: logged on stderr") != std::string::npos);
 }
 
 TEST_CASE("an empty handler restores the default one") {
