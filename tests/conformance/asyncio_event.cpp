@@ -76,7 +76,7 @@ void main_task() {
   py::print("----");
   ev6.clear();
   asyncio::create_task(task_delay_set, 0.01, std::ref(ev6));
-  asyncio::wait_for(asyncio::create_task([&] { ev6.wait(); }), 0.1);
+  asyncio::wait_for([&] { return ev6.wait(); }, 0.1);
   asyncio::sleep(0);
 
   // Wait for an event that doesn't get set in time.
@@ -84,7 +84,7 @@ void main_task() {
   ev6.clear();
   asyncio::create_task(task_delay_set, 0.1, std::ref(ev6));
   try {
-    asyncio::wait_for(asyncio::create_task([&] { ev6.wait(); }), 0.01);
+    asyncio::wait_for([&] { return ev6.wait(); }, 0.01);
   } catch (const asyncio::TimeoutError&) {
     py::print("TimeoutError");
   }

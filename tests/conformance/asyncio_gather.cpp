@@ -1,8 +1,5 @@
 // Port of MicroPython's tests/extmod/asyncio_gather.py: gather's values, return_exceptions,
 // the first failure, and cancelling a task while it gathers.
-//
-// Python's gather(a(), b()) creates its tasks left to right; C++ evaluates function arguments
-// in an unspecified order, so the tasks are created one statement each before gather().
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,9 +44,7 @@ int task_raise(int id, double t = 0.1) {
 // Python passes coroutines, which gather turns into tasks when gather_task runs.
 void gather_task(std::function<int()> c0, std::function<int()> c1) {
   py::print("gather_task");
-  auto t0 = asyncio::create_task(c0);
-  auto t1 = asyncio::create_task(c1);
-  asyncio::gather(t0, t1);
+  asyncio::gather(c0, c1);
   py::print("gather_task2");
 }
 
@@ -73,10 +68,9 @@ void print_caught(const std::vector<asyncio::Task<int>>& tasks) {
 
 void main_task() {
   // Simple gather with return values.
-  auto a = asyncio::create_task(factorial, "A", 2);
-  auto b = asyncio::create_task(factorial, "B", 3);
-  auto c = asyncio::create_task(factorial, "C", 4);
-  auto [fa, fb, fc] = asyncio::gather(a, b, c);
+  auto [fa, fb, fc] =
+      asyncio::gather([] { return factorial("A", 2); }, [] { return factorial("B", 3); },
+                      [] { return factorial("C", 4); });
   std::printf("[%d, %d, %d]\n", fa, fb, fc);
 
   py::print("====");

@@ -1,8 +1,7 @@
 // Port of MicroPython's tests/extmod/asyncio_wait_for.py: wait_for() returning a value,
 // timing out, forwarding an exception or a cancellation, and being cancelled itself.
 //
-// Python's wait_for(coro, t) turns the coroutine into a task at the call; the port creates the
-// task in the call's argument, which is the same moment. A timeout of None is -1.
+// A timeout of None is -1.
 #include <cstdlib>
 
 #include "conformance.hpp"
@@ -41,7 +40,7 @@ void task_cancel_other(double t, asyncio::Task<int> other) {
 void task_wait_for_cancel(int id, double t, double t_wait) {
   py::print("task_wait_for_cancel start");
   try {
-    asyncio::wait_for(asyncio::create_task(task, id, t), t_wait);
+    asyncio::wait_for([=] { return task(id, t); }, t_wait);
   } catch (const asyncio::CancelledError&) {
     py::print("task_wait_for_cancel cancelled");
     throw;
@@ -51,7 +50,7 @@ void task_wait_for_cancel(int id, double t, double t_wait) {
 void task_wait_for_cancel_ignore(double t_wait) {
   py::print("task_wait_for_cancel_ignore start");
   try {
-    asyncio::wait_for(asyncio::create_task(task_catch), t_wait);
+    asyncio::wait_for(task_catch, t_wait);
   } catch (const asyncio::CancelledError&) {
     py::print("task_wait_for_cancel_ignore cancelled");
     throw;
@@ -62,13 +61,13 @@ void main_task() {
   const char* sep = "----------";
 
   // When wait_for succeeds.
-  py::print(asyncio::wait_for(asyncio::create_task(task, 1, 0.01), 10));
+  py::print(asyncio::wait_for([] { return task(1, 0.01); }, 10));
 
   py::print(sep);
 
   // When wait_for times out.
   try {
-    py::print(asyncio::wait_for(asyncio::create_task(task, 2, 10), 0.01));
+    py::print(asyncio::wait_for([] { return task(2, 10); }, 0.01));
   } catch (const asyncio::TimeoutError&) {
     py::print("timeout");
   }
@@ -77,7 +76,7 @@ void main_task() {
 
   // When wait_for times out but the task ignores the cancel and finishes on its own.
   try {
-    asyncio::wait_for(asyncio::create_task(task_catch), 0.1);
+    asyncio::wait_for(task_catch, 0.1);
     py::print("None");
   } catch (const asyncio::TimeoutError&) {
     py::print("TimeoutError");
@@ -87,7 +86,7 @@ void main_task() {
 
   // When the task raises an exception.
   try {
-    asyncio::wait_for(asyncio::create_task(task_raise), 1);
+    asyncio::wait_for(task_raise, 1);
     py::print("None");
   } catch (const asyncio::ValueError&) {
     py::print("ValueError");
@@ -96,7 +95,7 @@ void main_task() {
   py::print(sep);
 
   // Timeout of None means wait forever.
-  py::print(asyncio::wait_for(asyncio::create_task(task, 3, 0.1), -1.0));
+  py::print(asyncio::wait_for([] { return task(3, 0.1); }, -1.0));
 
   py::print(sep);
 

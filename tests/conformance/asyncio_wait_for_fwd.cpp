@@ -24,7 +24,7 @@ void test_cancellation_forwarded(bool catch_outside, bool catch_inside) {
 
   auto wait = [=] {
     try {
-      asyncio::wait_for(asyncio::create_task(awaiting, 2, catch_inside), 1);
+      asyncio::wait_for([=] { return awaiting(2, catch_inside); }, 1);
     } catch (const asyncio::TimeoutError&) {
       py::print("Got timeout error");
       throw;
