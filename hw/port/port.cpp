@@ -18,6 +18,9 @@ Micros coarse_now() { return hal::now(); }
 // No console interrupt on the boards yet: Ctrl-C on the UART is an ordinary byte.
 void route_interrupts(Loop& /*loop*/, bool /*on*/) noexcept {}
 
+// One thread (interrupt handlers only reach the loop through ThreadSafeFlag): nothing to tell.
+std::uintptr_t thread_id() noexcept { return 0; }
+
 void log_error(const char* message) noexcept {
   hw::print("asyncio error: ");
   hw::print_line(message);

@@ -8,20 +8,22 @@
 #include <variant>
 #include <vector>
 
+#include "asyncio/detail/duration.hpp"
 #include "asyncio/task.hpp"
 
 namespace asyncio {
 
 /// Suspends the current task for `ms` milliseconds; 0 (or less) moves it behind every task
-/// already due (docs/semantics.md#run-order).
+/// already due (docs/semantics.md#run-order). A duration too long for the clock (INT64_MAX)
+/// sleeps forever.
 void sleep_ms(std::int64_t ms);
 /// Same with a microsecond resolution (the port may round up).
 void sleep_us(std::int64_t us);
-/// Python's asyncio.sleep(seconds).
+/// Python's asyncio.sleep(seconds). +infinity sleeps forever; NaN raises ValueError.
 void sleep(double seconds);
 template <class Rep, class Period>
 void sleep(std::chrono::duration<Rep, Period> duration) {
-  sleep_us(std::chrono::ceil<std::chrono::microseconds>(duration).count());
+  sleep_us(detail::to_micros(duration, "sleep"));
 }
 
 /// Tag selecting gather(..., return_exceptions=True).
@@ -139,21 +141,21 @@ std::vector<Outcome<T>> gather(return_exceptions_t, const std::vector<Task<T>>& 
 /// and TimeoutError is thrown. A negative timeout means no limit.
 template <class T>
 T wait_for_ms(const Task<T>& task, std::int64_t ms) {
-  detail::wait_for_record(task.record_pointer(), ms < 0 ? -1 : ms * 1000);
+  detail::wait_for_record(task.record_pointer(), ms < 0 ? -1 : detail::scale_saturated(ms, 1000));
   return task.result();
 }
 
 template <class T>
 T wait_for(const Task<T>& task, double seconds) {
-  detail::wait_for_record(task.record_pointer(),
-                          seconds < 0 ? -1 : static_cast<Micros>(seconds * 1e6 + 0.5));
+  const Micros us = detail::seconds_to_micros(seconds, "wait_for");
+  detail::wait_for_record(task.record_pointer(), us < 0 ? -1 : us);
   return task.result();
 }
 
 template <class T, class Rep, class Period>
 T wait_for(const Task<T>& task, std::chrono::duration<Rep, Period> timeout) {
-  detail::wait_for_record(task.record_pointer(),
-                          std::chrono::ceil<std::chrono::microseconds>(timeout).count());
+  const Micros us = detail::to_micros(timeout, "wait_for");
+  detail::wait_for_record(task.record_pointer(), us < 0 ? -1 : us);
   return task.result();
 }
 

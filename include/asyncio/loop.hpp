@@ -149,6 +149,11 @@ class Loop {
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 
   detail::TaskRecord* current() const { return current_; }
+  /// RuntimeError naming `what` when called from a thread other than the one that runs (or
+  /// will run) this loop: its queues are not thread-safe (docs/semantics.md#threads-signals-fork).
+  void check_thread(const char* what) const {
+    if (detail::port::thread_id() != owner_thread_) [[unlikely]] throw_wrong_thread(what);
+  }
   /// Queues a new task (docs/semantics.md#tasks). The loop takes a reference until the task is done.
   void spawn(detail::TaskRecord* task);
   /// The current task waits until woken, until `deadline` (absolute µs, -1 = none), or until
@@ -208,6 +213,8 @@ class Loop {
   void report_if_unretrieved(detail::TaskRecord* task);
   /// Brings now_ up to date cheaply before an enqueue whose order depends on time.
   void stamp_time();
+
+  [[noreturn, gnu::cold]] static void throw_wrong_thread(const char* what);
   detail::TaskRecord* pick_next();
   /// Lets the other ready tasks run until `me` is picked again.
   void run_others(detail::TaskRecord* me);
@@ -235,6 +242,7 @@ class Loop {
   detail::TimerHeap timers_;
   std::unique_ptr<detail::IoBackend> backend_;
   detail::Fiber loop_fiber_;  // the thread that called run_*
+  std::uintptr_t owner_thread_ = detail::port::thread_id();  // the thread that runs it
   detail::TaskRecord* current_ = nullptr;
   detail::TaskRecord* finished_ = nullptr;  // stack to release after the next switch
   detail::TaskRecord* main_task_ = nullptr;

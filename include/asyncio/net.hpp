@@ -46,7 +46,7 @@ Stream open_fd(int fd, bool own = true);
 /// and withdraws its wait; call it before closing a descriptor another task may wait on.
 void abort_io(int fd, int error);
 
-/// Connects to host:port (IPv4 or IPv6; a name is resolved on a helper thread while the loop
+/// Connects to host:port (IPv4 or IPv6; a name is resolved on a resolver thread while the loop
 /// runs other tasks) and returns the stream twice, as `reader, writer = await
 /// open_connection(...)`: `auto [reader, writer] = asyncio::open_connection("localhost", 80);`.
 /// Tries each resolved address in turn; raises OSError (ECONNREFUSED, ETIMEDOUT…) from the
@@ -54,7 +54,8 @@ void abort_io(int fd, int error);
 std::pair<Stream, Stream> open_connection(const std::string& host, std::uint16_t port);
 
 /// Resolves host:port for a stream socket without blocking the loop; numeric addresses are
-/// parsed in place, names on a helper thread. A failure is OSError with gai_strerror's text
+/// parsed in place, names on one of a few resolver threads shared by the process (lookups
+/// beyond that queue: thousands of them never start thousands of threads). A failure is OSError with gai_strerror's text
 /// and an errno to test: ENOENT (no such name), EAGAIN (try again later), EINVAL (anything
 /// else), or the system's errno.
 struct ResolvedAddress {

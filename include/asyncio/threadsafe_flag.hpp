@@ -37,6 +37,7 @@ class ThreadSafeFlag final : private detail::FlagNode {
   std::atomic<bool> set_{false};
   std::atomic<Loop*> loop_{nullptr};
   detail::TaskRecord* waiter_ = nullptr;
+  bool* waiter_gone_ = nullptr;  // in the waiter's frame: set when the flag dies under it
 };
 
 }  // namespace asyncio

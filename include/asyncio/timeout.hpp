@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "asyncio/detail/duration.hpp"
 #include "asyncio/errors.hpp"
 #include "asyncio/loop.hpp"
 
@@ -68,12 +69,12 @@ std::invoke_result_t<F&> timeout_us(std::int64_t us, F&& body) {
 
 template <class F>
 std::invoke_result_t<F&> timeout_ms(std::int64_t ms, F&& body) {
-  return timeout_us(ms < 0 ? -1 : ms * 1000, std::forward<F>(body));
+  return timeout_us(ms < 0 ? -1 : detail::scale_saturated(ms, 1000), std::forward<F>(body));
 }
 
 template <class Rep, class Period, class F>
 std::invoke_result_t<F&> timeout(std::chrono::duration<Rep, Period> delay, F&& body) {
-  const auto us = std::chrono::ceil<std::chrono::microseconds>(delay).count();
+  const Micros us = detail::to_micros(delay, "timeout");
   return timeout_us(us < 0 ? -1 : us, std::forward<F>(body));
 }
 

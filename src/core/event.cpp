@@ -12,6 +12,11 @@ namespace detail {
 void throw_outside_task(const char* what) {
   throw RuntimeError(std::string(what) + ": called outside a task");
 }
+
+void throw_waitable_destroyed(const char* what) {
+  throw WaitableDestroyed(std::string(what) +
+                          ": the object was destroyed while this task waited on it");
+}
 }  // namespace detail
 
 void Event::set() {

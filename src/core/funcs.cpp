@@ -19,15 +19,12 @@ void sleep_us(std::int64_t us) {
   Loop& loop = loop_with_task("sleep");
   if (us <= 0) return loop.yield_now();
   // Read the clock now: a sleep is never shorter than asked (docs/semantics.md#run-order).
-  loop.suspend(loop.refresh_time() + us);
+  loop.suspend(detail::deadline_after(loop.refresh_time(), us));
 }
 
-void sleep_ms(std::int64_t ms) { sleep_us(ms <= 0 ? 0 : ms * 1000); }
+void sleep_ms(std::int64_t ms) { sleep_us(ms <= 0 ? 0 : detail::scale_saturated(ms, 1000)); }
 
-void sleep(double seconds) {
-  if (!(seconds > 0)) return sleep_us(0);  // also NaN
-  sleep_us(static_cast<std::int64_t>(seconds * 1e6 + 0.999));
-}
+void sleep(double seconds) { sleep_us(detail::seconds_to_micros(seconds, "sleep")); }
 
 unsigned wait_pollable(Pollable& device, unsigned events) {
   return loop_with_task("wait_pollable").wait_pollable(device, events);
@@ -106,7 +103,7 @@ void wait_for_record(TaskRecord* task, Micros timeout) {
   // caller raises CancelledError in the caller at once, and the task is cancelled after.
   WakeReason reason;
   try {
-    reason = await_task(task, timeout < 0 ? -1 : loop.refresh_time() + timeout, false);
+    reason = await_task(task, timeout < 0 ? -1 : detail::deadline_after(loop.refresh_time(), timeout), false);
   } catch (const CancelledError&) {
     loop.cancel(task);  // wait_for itself was cancelled: take the task down with it
     throw;

@@ -10,6 +10,7 @@
 #include <new>
 #include <string>
 
+#include "asyncio/detail/duration.hpp"
 #include "asyncio/errors.hpp"
 #include "asyncio/pollable.hpp"
 #include "asyncio/task.hpp"
@@ -106,6 +107,7 @@ void Loop::run_until_task_done(TaskRecord* task) {
 
 void Loop::run_loop() {
   if (running_) throw RuntimeError("run: the loop is already running");
+  owner_thread_ = detail::port::thread_id();
   {
     RunningScope scope(this);
     running_ = true;
@@ -432,6 +434,7 @@ void Loop::finish_task(TaskRecord* task) {
 // ---- Task-facing primitives ----
 
 void Loop::spawn(TaskRecord* task) {
+  check_thread("create_task");
   task->loop = this;
   task->id = next_task_id_++;
   if (task->name.empty()) task->name = "task-" + std::to_string(task->id);
@@ -541,6 +544,7 @@ void Loop::wake_io(TaskRecord* task, unsigned events) {
 }
 
 bool Loop::cancel(TaskRecord* task) {
+  check_thread("Task.cancel");
   if (task->state == TaskState::kDone) return false;
   // As MicroPython's Task.cancel: a task awaiting another passes the cancellation down to the
   // innermost awaited task; its CancelledError then ends every awaiter on the way up.
@@ -548,6 +552,12 @@ bool Loop::cancel(TaskRecord* task) {
   task->cancel_pending = true;
   if (task->state == TaskState::kSuspended) wake(task, WakeReason::kCancel);
   return true;
+}
+
+void Loop::throw_wrong_thread(const char* what) {
+  throw RuntimeError(std::string(what) +
+                     ": called from a thread that does not run this loop; only ThreadSafeFlag.set() "
+                     "may be called from other threads");
 }
 
 // ---- ThreadSafeFlag delivery ----
@@ -649,12 +659,14 @@ void Loop::power_mode(bool on) {
 
 void Loop::set_io_priority_bound(Micros bound) {
   if (bound < 0) throw ValueError("set_io_priority_bound: the bound must be >= 0");
-  ready_.set_io_priority_bound(bound);
+  // Saturated: the queue subtracts it from the clock.
+  ready_.set_io_priority_bound(std::min(bound, detail::kForever));
 }
 
 void Loop::set_timer_resolution(Micros resolution) {
   if (resolution < 0) throw ValueError("set_timer_resolution: the resolution must be >= 0");
-  timer_resolution_ = resolution;
+  // Saturated: a deadline is rounded up to the grid, which must not overflow.
+  timer_resolution_ = std::min(resolution, detail::kForever);
 }
 
 void Loop::set_busy_poll(Micros us, BusyPoll mode) {
@@ -740,6 +752,7 @@ void Loop::set_current_thread_loop(std::shared_ptr<Loop> loop) {
   // Close while still installed, so that unwinding tasks find their own loop.
   if (thread_loop) thread_loop->close();
   thread_loop = std::move(loop);
+  if (thread_loop) thread_loop->owner_thread_ = detail::port::thread_id();
 }
 
 Loop* Loop::running() noexcept { return running_loop; }

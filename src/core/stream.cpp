@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -57,6 +58,7 @@ class StreamState {
   std::size_t buffered() const { return end_ - begin_; }
   const std::byte* buffered_data() const { return input_.data() + begin_; }
   void consume(std::size_t n) {
+    consumed_ += n;
     begin_ += n;
     if (begin_ == end_) begin_ = end_ = 0;
   }
@@ -71,19 +73,48 @@ class StreamState {
   /// an I/O-woken one, so in fast-I/O mode it goes before the other pending tasks.
   static void scheduling_point() { get_event_loop().yield_now(true); }
   /// Reads more from the device into the buffer, waiting if it has nothing: false at the end
-  /// of the stream. Buffered bytes are kept, so a cancelled wait loses nothing.
+  /// of the stream. Buffered bytes are kept, so a cancelled wait loses nothing. Another task
+  /// reading the same stream may fill (or drain) the buffer while this one waits: that counts
+  /// as progress, and room is made again before every read, so the device never sees an empty
+  /// span (whose 0 would pass for the end of the stream).
   bool fill() {
-    make_room();
     for (;;) {
+      make_room();
       const std::ptrdiff_t n =
           device_->read_some(std::span<std::byte>(input_.data() + end_, input_.size() - end_));
       if (n > 0) {
         end_ += static_cast<std::size_t>(n);
+        arrived_ += static_cast<std::uint64_t>(n);
         return true;
       }
       if (n == 0) return false;
+      const std::uint64_t arrived_before = arrived_;
       wait(POLL_RD, "read");
+      if (arrived_ != arrived_before) return true;
     }
+  }
+  /// read(n) with nothing buffered: up to `wanted` bytes in a string that grows with what
+  /// arrives (never `wanted` allocated up front); no buffer is held while waiting.
+  std::string read_arriving(std::size_t wanted) {
+    std::string out;
+    std::size_t got = 0;
+    for (;;) {
+      if (got == out.size()) out.resize(std::min(wanted, std::max(kReadChunk, got * 2)));
+      const std::ptrdiff_t n = device_->read_some(
+          std::as_writable_bytes(std::span<char>(out.data() + got, out.size() - got)));
+      if (n > 0) {
+        got += static_cast<std::size_t>(n);
+        if (got == wanted) break;
+        continue;
+      }
+      if (n == 0 || got > 0) break;  // the end of the stream, or all there is for now
+      out = std::string();
+      wait(POLL_RD, "read");
+      // Another reader of this stream may have buffered what arrived meanwhile.
+      if (buffered() > 0) return take(std::min(wanted, buffered()));
+    }
+    out.resize(got);
+    return out;
   }
   /// Reads straight into `buf` (nothing buffered): the count, 0 at the end of the stream.
   std::size_t read_direct(std::span<std::byte> buf) {
@@ -93,6 +124,9 @@ class StreamState {
       wait(POLL_RD, "read");
     }
   }
+  /// Counts bytes taken out of the buffer: a reader that scanned part of the window knows
+  /// the window moved under it.
+  std::uint64_t consumed() const { return consumed_; }
 
   // ---- output ----
   bool output_pending() const { return queued_offset_ < queued_.size() || !borrowed_.empty(); }
@@ -189,6 +223,8 @@ class StreamState {
   std::vector<std::byte> input_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  std::uint64_t arrived_ = 0;   // bytes ever read into the buffer
+  std::uint64_t consumed_ = 0;  // bytes ever taken out of it
   std::string queued_;
   std::size_t queued_offset_ = 0;
   std::span<const std::byte> borrowed_;
@@ -241,9 +277,7 @@ std::string Stream::read(std::ptrdiff_t n) {
   }
   const auto wanted = static_cast<std::size_t>(n);
   if (s.buffered() > 0) return s.take(std::min(wanted, s.buffered()));
-  std::string out(wanted, '\0');
-  out.resize(s.read_direct(std::as_writable_bytes(std::span<char>(out.data(), out.size()))));
-  return out;
+  return s.read_arriving(wanted);
 }
 
 std::size_t Stream::readinto(std::span<std::byte> buf) {
@@ -280,8 +314,14 @@ std::string Stream::readline() {
   detail::StreamState& s = state();
   s.check_open("readline");
   s.scheduling_point();
+  std::uint64_t seen_consumed = s.consumed();
   std::size_t scanned = 0;  // bytes of the window already searched for "\n"
   for (;;) {
+    // Another reader took bytes meanwhile: the window moved, search it again.
+    if (const std::uint64_t consumed = s.consumed(); consumed != seen_consumed) {
+      seen_consumed = consumed;
+      scanned = 0;
+    }
     const auto* data = reinterpret_cast<const char*>(s.buffered_data());
     // memchr must not see the null data() of a buffer never filled, even with a 0 length.
     const void* newline =

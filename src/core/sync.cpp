@@ -38,10 +38,12 @@ void Condition::wait() {
   if (!lock_.locked()) throw RuntimeError("Condition.wait: lock is not acquired");
   lock_.release();
   std::exception_ptr error;
+  detail::TaskWaitNode node;
   try {
     // Woken by notify(), then cancelled before running: wake another waiter in our place.
-    waiters_.wait("Condition.wait", [this] { wake(1); });
+    waiters_.wait(node, "Condition.wait", [this] { wake(1); });
   } catch (...) {
+    if (node.object_gone) throw;  // the lock may be gone with the condition
     error = std::current_exception();
   }
   // As CPython: the caller holds the lock again whatever happened; a cancellation that comes
@@ -96,6 +98,7 @@ int Barrier::wait() {
     // pass on, the CancelledError is the caller's alone.
     waiters_.wait(node, "Barrier.wait", [&released] { released = true; });
   } catch (...) {
+    if (node.object_gone) throw;  // the barrier is gone: nothing to count
     if (!released) --count_;  // cancelled while waiting (or not in a task): leave the round
     throw;
   }

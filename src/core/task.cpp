@@ -50,7 +50,10 @@ WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel) {
       reason = loop.suspend(deadline);
       break;
     } catch (const DeadlineExpired&) {
-      if (!forward_cancel || expired) {
+      // A task that finished in the step in which the deadline passed has dropped its wake-up
+      // (we were already queued): suspending again would never return. The deadline passed
+      // before we saw the result, so the scope's expiry stands (as in CPython).
+      if (!forward_cancel || expired || task->state == TaskState::kDone) {
         stop_waiting();
         throw;
       }

@@ -1,11 +1,20 @@
 // ThreadSafeFlag (docs/semantics.md#threadsafeflag). set() is async-signal-safe: atomics and Loop::signal_flag only.
 #include "asyncio/threadsafe_flag.hpp"
 
+#include "asyncio/detail/wait_queue.hpp"
 #include "asyncio/errors.hpp"
 
 namespace asyncio {
 
 ThreadSafeFlag::~ThreadSafeFlag() {
+  if (detail::TaskRecord* waiter = waiter_) {
+    // The waiter's frame outlives us: tell it, and wake it with an error.
+    waiter_ = nullptr;
+    *waiter_gone_ = true;
+    Loop& loop = *waiter->loop;
+    loop.remove_external_waiter();
+    loop.wake(waiter, detail::WakeReason::kEvent);
+  }
   // A set() the loop has not seen yet (it stopped running, say) leaves the flag on the loop's
   // signalled stack: take it off, or the loop would later touch a dead object.
   if (queued.load()) {
@@ -33,11 +42,14 @@ void ThreadSafeFlag::wait() {
     throw RuntimeError("ThreadSafeFlag.wait: flag belongs to another loop");
   }
   if (set_.exchange(false)) return;
+  bool gone = false;
   waiter_ = me;
+  waiter_gone_ = &gone;
   loop.add_external_waiter();
   try {
     loop.suspend();
   } catch (...) {
+    if (gone) throw;  // nothing left to keep a set for
     if (waiter_ == me) {
       waiter_ = nullptr;
       loop.remove_external_waiter();
@@ -47,6 +59,10 @@ void ThreadSafeFlag::wait() {
       set_.store(true);
     }
     throw;
+  }
+  if (gone) [[unlikely]] {
+    throw detail::WaitableDestroyed(
+        "ThreadSafeFlag.wait: the object was destroyed while this task waited on it");
   }
 }
 

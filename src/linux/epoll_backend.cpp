@@ -73,6 +73,7 @@ class EpollBackend final : public LinuxBackend {
   /// One epoll_pwait2 with a µs timeout (-1 = forever); delivers what it returns. Returns the
   /// number of events (0 on a timeout or a signal).
   int collect(Micros timeout) {
+    check_process();
     epoll_event events[kMaxEvents];
     timespec ts{};
     if (timeout >= 0) {

@@ -1,5 +1,6 @@
 // Waiting on file descriptors, shared by both backends; the backend choice (docs/design.md).
 #include <sys/eventfd.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,7 +19,25 @@
 namespace asyncio {
 namespace detail {
 
+std::atomic<unsigned> LinuxBackend::fork_generation{0};
+
+LinuxBackend::LinuxBackend(Loop& loop) : loop_(loop) {
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  generation_ = fork_generation.load(std::memory_order_relaxed);
+}
+
+void LinuxBackend::throw_forked() {
+  throw RuntimeError(
+      "asyncio: this loop belongs to the parent process; a forked child cannot use it (exec or "
+      "_exit in the child, or replace the loop: new_event_loop() after the old one is dropped)");
+}
+
 void LinuxBackend::start_wait(int fd, unsigned events, TaskRecord* task) {
+  check_process();
   FdWaiters& entry = waiters(fd);
   TaskRecord*& slot = events == kPollRead ? entry.reader : entry.writer;
   if (slot) {
@@ -70,6 +89,7 @@ void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int erro
 }
 
 void LinuxBackend::wait(Micros deadline) {
+  check_process();
   if (busy_wait(deadline)) return;
   block(deadline);
   adapt_busy_poll();
@@ -179,8 +199,12 @@ std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested) {
   try {
     return std::unique_ptr<IoBackend>(make_uring_backend(loop));
   } catch (const OSError& error) {
-    // What a kernel without io_uring, io_uring_disabled=1|2 or a seccomp filter answer.
-    if (error.error() != EPERM && error.error() != ENOSYS && error.error() != EINVAL) throw;
+    // What a kernel without io_uring, io_uring_disabled=1|2 or a seccomp filter answer;
+    // ENOMEM: the locked-memory limit of kernels before 5.12; EACCES: an LSM (SELinux).
+    const int code = error.error();
+    if (code != EPERM && code != ENOSYS && code != EINVAL && code != ENOMEM && code != EACCES) {
+      throw;
+    }
     static bool told = false;
     if (!told) {
       told = true;

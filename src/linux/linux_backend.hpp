@@ -1,6 +1,7 @@
 // What the two Linux backends (epoll, io_uring) share: waiting tasks per file descriptor.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -43,7 +44,18 @@ class LinuxBackend : public IoBackend {
   }
 
  protected:
-  explicit LinuxBackend(Loop& loop) : loop_(loop) {}
+  /// Records the process the loop belongs to (see check_process).
+  explicit LinuxBackend(Loop& loop);
+  /// RuntimeError in a child forked after the loop was created: the kernel objects (epoll set,
+  /// ring, eventfd) are shared with the parent, and using them would steal its events or
+  /// abort (docs/semantics.md#threads-signals-fork). Cheap: one relaxed load.
+  void check_process() const {
+    if (fork_generation.load(std::memory_order_relaxed) != generation_) [[unlikely]] {
+      throw_forked();
+    }
+  }
+  /// Bumped in every child process by a pthread_atfork handler.
+  static std::atomic<unsigned> fork_generation;
   FdWaiters& waiters(int fd) {
     if (static_cast<std::size_t>(fd) >= fds_.size()) fds_.resize(static_cast<std::size_t>(fd) + 1);
     return fds_[static_cast<std::size_t>(fd)];
@@ -67,6 +79,9 @@ class LinuxBackend : public IoBackend {
   long saved_timer_slack_ns_ = -1;
 
  private:
+  [[noreturn, gnu::cold]] static void throw_forked();
+  unsigned generation_;
+
   /// Busy polling (Loop::set_busy_poll): calls peek() until it delivers something, until
   /// `deadline` (-1: none) or until the window ends. True if something was delivered; false
   /// at once when busy polling is off, in low power, or with no task waiting on a descriptor.
@@ -96,6 +111,9 @@ class WakeFd {
  private:
   int fd_;
 };
+
+/// Tests only: a non-zero errno makes io_uring's set-up fail with it (the fallback's seam).
+extern std::atomic<int> uring_test_init_error;
 
 IoBackend* make_epoll_backend(Loop& loop);
 IoBackend* make_uring_backend(Loop& loop);

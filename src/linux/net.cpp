@@ -10,7 +10,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include "asyncio/detail/port.hpp"
@@ -75,7 +78,7 @@ bool parse_numeric(const std::string& host, std::uint16_t port, std::vector<Reso
   return false;
 }
 
-/// One getaddrinfo() on a helper thread. The thread and the waiting task share this by
+/// One getaddrinfo() on a resolver thread. The thread and the waiting task share this by
 /// reference count, so a task cancelled mid-lookup simply leaves and the thread finishes
 /// alone. The thread reports through a pipe it closes as its very last act, after dropping its
 /// reference: when the task sees the end of the pipe, nothing of the lookup is left on the
@@ -130,6 +133,57 @@ struct Lookup {
     }
   }
 };
+
+/// A few threads run every lookup of the process, so that thousands of concurrent lookups
+/// cost a queue, not thousands of threads. Started on first use and never stopped (detached,
+/// on an object never destroyed: a static one could be destroyed under a thread at exit).
+class ResolverPool {
+ public:
+  static constexpr int kThreads = 4;
+
+  void submit(std::shared_ptr<Lookup> lookup) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (threads_ < kThreads && idle_ == 0) {
+        std::thread([this] { serve(); }).detach();  // throws std::system_error
+        ++threads_;
+      }
+      queue_.push_back(std::move(lookup));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  void serve() {
+    for (;;) {
+      std::shared_ptr<Lookup> lookup;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++idle_;
+        ready_.wait(lock, [this] { return !queue_.empty(); });
+        --idle_;
+        lookup = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      // Nobody waits for it any more (its task was cancelled): skip the lookup itself.
+      if (lookup.use_count() > 1) lookup->run();
+      const int write_end = lookup->write_end;
+      lookup.reset();
+      ::close(write_end);
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::shared_ptr<Lookup>> queue_;
+  int threads_ = 0;
+  int idle_ = 0;
+};
+
+ResolverPool& resolver_pool() {
+  static auto* pool = new ResolverPool;
+  return *pool;
+}
 
 OSError resolve_error(const Lookup& lookup) {
   const std::string what = "resolve " + endpoint(lookup.host, lookup.port) + ": ";
@@ -217,15 +271,10 @@ std::vector<ResolvedAddress> resolve(const std::string& host, std::uint16_t port
   lookup->port = port;
   lookup->passive = passive;
   try {
-    std::thread([lookup]() mutable {
-      lookup->run();
-      const int write_end = lookup->write_end;
-      lookup.reset();
-      ::close(write_end);
-    }).detach();
+    resolver_pool().submit(lookup);
   } catch (const std::system_error& error) {
     ::close(lookup->write_end);
-    throw OSError(error.code().value(), "resolve: starting the resolver thread");
+    throw OSError(error.code().value(), "resolve: starting a resolver thread");
   }
   lookup->wait();
   if (lookup->gai_error != 0) throw resolve_error(*lookup);
@@ -257,6 +306,8 @@ struct Server::State {
   std::uint16_t port = 0;
   std::uint64_t connections = 0;
   bool closed = false;
+  Micros last_failure_log = -1;          // when an accept failure was last logged
+  std::uint64_t unreported_failures = 0;  // failures since then
 
   // A Server dropped without close() stops serving: the acceptors capture this state by
   // pointer, so they must end with it.
@@ -271,6 +322,21 @@ struct Server::State {
       ::close(fd);
       fd = -1;
     }
+  }
+  /// At most one line a second while accept keeps failing (it retries 10 times a second), with
+  /// the number of failures the last line did not report.
+  void log_accept_failure(int error) {
+    ++unreported_failures;
+    const Micros now = detail::port::now();
+    if (last_failure_log >= 0 && now - last_failure_log < 1'000'000) return;
+    std::string line = "start_server: accept failed (" + std::string(std::strerror(error)) +
+                       "; out of descriptors or memory); retrying every 100 ms";
+    if (unreported_failures > 1) {
+      line += " (" + std::to_string(unreported_failures - 1) + " more since the last report)";
+    }
+    detail::port::log_error(line.c_str());
+    last_failure_log = now;
+    unreported_failures = 0;
   }
   /// Each connection runs the callback in its own task, on a Stream that owns the socket.
   void serve(int connection) {
@@ -309,8 +375,7 @@ struct Server::State {
         case ENOBUFS:
         case ENOMEM:
           // Out of descriptors or memory: refusing to stop the server, wait for some to free.
-          detail::port::log_error("start_server: accept failed (out of descriptors or memory); "
-                                  "retrying in 100 ms");
+          log_accept_failure(errno);
           sleep_ms(100);
           break;
         default:
@@ -332,11 +397,14 @@ void Server::wait_closed() {
   if (!state_) return;
   const auto keep = state_;
   for (auto& task : keep->acceptors) {
+    // Not forwarded: cancelling the caller must raise CancelledError in the caller and leave
+    // the server serving (a forwarded cancel ended the acceptor and was then swallowed here,
+    // leaving an open listening socket that nobody accepted on).
+    detail::await_task(task.record_pointer(), -1, false);
     try {
-      await(task);
+      task.result();
     } catch (const CancelledError&) {
-      // The acceptor ended by Server::close(); only the caller's own cancellation propagates.
-      if (!task.cancelled()) throw;
+      // The acceptor ended by Server::close().
     }
   }
 }

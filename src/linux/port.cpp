@@ -1,5 +1,6 @@
 // The Linux port's clock and SIGINT routing (include/asyncio/detail/port.hpp); its log is
 // log.cpp.
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 
@@ -59,6 +60,8 @@ void route_interrupts(Loop& loop, bool on) noexcept {
   sigaction(SIGINT, &previous_sigint, nullptr);
   interrupted_loop.store(nullptr);
 }
+
+std::uintptr_t thread_id() noexcept { return static_cast<std::uintptr_t>(pthread_self()); }
 
 // Low-power mode on Linux: batched 20 ms waits (Loop::wait_for_events) and a raised timer
 // slack (LinuxBackend::set_low_power).

@@ -28,6 +28,9 @@
 #include "linux_backend.hpp"
 
 namespace asyncio::detail {
+
+std::atomic<int> uring_test_init_error{0};
+
 namespace {
 
 constexpr unsigned kRingEntries = 256;
@@ -60,6 +63,10 @@ class UringBackend final : public LinuxBackend {
         kRingEntries, &ring_,
         IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_TASKRUN_FLAG);
     if (result == -EINVAL) result = io_uring_queue_init(kRingEntries, &ring_, 0);  // < 6.1
+    if (const int injected = uring_test_init_error.load(); injected != 0 && result >= 0) {
+      io_uring_queue_exit(&ring_);
+      result = -injected;
+    }
     if (result < 0) throw OSError(-result, "io_uring_queue_init");
     arm_wake();
     submit_and_collect();
@@ -140,6 +147,7 @@ class UringBackend final : public LinuxBackend {
 
   /// Submits the queued entries and posts deferred completions: one system call.
   void submit_and_collect() {
+    check_process();
     note_submitted();
     io_uring_submit_and_get_events(&ring_);
   }

@@ -139,6 +139,10 @@ void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept;
 /// and OSError when the requested backend cannot be created.
 std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested);
 
+/// An identity of the calling thread, compared with the one that runs a loop to refuse
+/// loop-thread-only calls from elsewhere. A port without threads returns a constant.
+std::uintptr_t thread_id() noexcept;
+
 /// Error sink (logs on Linux, UART on hw). `message` is one line, without newline.
 void log_error(const char* message) noexcept;
 void log_info(const char* message) noexcept;

@@ -4,6 +4,7 @@
 
 #include "asyncio/detail/intrusive_list.hpp"
 #include "asyncio/detail/task_record.hpp"
+#include "asyncio/errors.hpp"
 #include "asyncio/loop.hpp"
 
 namespace asyncio::detail {
@@ -11,7 +12,17 @@ namespace asyncio::detail {
 /// A task parked on a wait list; lives in the waiting task's frame.
 struct TaskWaitNode : ListNode {
   TaskRecord* task = nullptr;
+  bool object_gone = false;  // woken because the waitable was destroyed
 };
+
+/// What a task waiting on an Event, Lock, Queue... gets when that object is destroyed under it.
+class WaitableDestroyed : public RuntimeError {
+ public:
+  using RuntimeError::RuntimeError;
+};
+
+/// Throws WaitableDestroyed naming the wait (`what`, e.g. "Event.wait"); out of line.
+[[noreturn, gnu::cold]] void throw_waitable_destroyed(const char* what);
 
 /// Throws RuntimeError("<what>: called outside a task"); out of line, off the hot paths.
 [[noreturn, gnu::cold]] void throw_outside_task(const char* what);
@@ -27,6 +38,18 @@ inline TaskRecord* running_task(const char* what) {
 
 class WaitQueue {
  public:
+  WaitQueue() = default;
+  WaitQueue(const WaitQueue&) = delete;
+  WaitQueue& operator=(const WaitQueue&) = delete;
+  /// The nodes live in the waiters' frames: wake them with an error rather than leave them
+  /// linked to a dead list.
+  ~WaitQueue() {
+    while (auto* node = static_cast<TaskWaitNode*>(waiters_.pop_front())) {
+      node->object_gone = true;
+      node->task->loop->wake(node->task, WakeReason::kEvent);
+    }
+  }
+
   bool empty() const { return waiters_.empty(); }
 
   /// Parks the current task until wake_one() or wake_all() picks it. If it is cancelled
@@ -49,21 +72,25 @@ class WaitQueue {
     try {
       node.task->loop->suspend();
     } catch (...) {
-      // Still linked: nobody woke us. Unlinked: a waker popped us and counts on us.
+      // Still linked: nobody woke us. Unlinked: a waker popped us and counts on us, unless
+      // the object is gone (then there is nobody to pass anything to).
       if (node.linked()) {
         node.unlink();
-      } else {
+      } else if (!node.object_gone) {
         pass_on();
       }
       throw;
     }
+    if (node.object_gone) [[unlikely]] throw_waitable_destroyed(what);
   }
 
   /// Wakes the oldest waiter, after `before_wake(node)`; false if there is none.
   template <class BeforeWake>
   bool wake_one(BeforeWake&& before_wake) {
-    auto* node = static_cast<TaskWaitNode*>(waiters_.pop_front());
+    auto* node = static_cast<TaskWaitNode*>(waiters_.front());
     if (!node) return false;
+    node->task->loop->check_thread("Event.set, Lock.release or another wake-up");
+    node->unlink();
     before_wake(*node);
     node->task->loop->wake(node->task, WakeReason::kEvent);
     return true;
