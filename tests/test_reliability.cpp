@@ -40,6 +40,7 @@ class ScriptedDevice final : public asyncio::PollableDevice {
     bool ended = false;
     int empty_reads = 0;
     std::size_t largest_read = 0;
+    std::size_t max_read = 0;  // at most this much per read_some (0: no limit)
   };
   explicit ScriptedDevice(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
   unsigned poll(unsigned events) override {
@@ -53,7 +54,8 @@ class ScriptedDevice final : public asyncio::PollableDevice {
       return 0;
     }
     if (shared_->data.empty()) return shared_->ended ? 0 : kWouldBlock;
-    const std::size_t n = std::min(buf.size(), shared_->data.size());
+    std::size_t n = std::min(buf.size(), shared_->data.size());
+    if (shared_->max_read > 0) n = std::min(n, shared_->max_read);
     std::memcpy(buf.data(), shared_->data.data(), n);
     shared_->data.erase(0, n);
     return static_cast<std::ptrdiff_t>(n);
@@ -186,6 +188,30 @@ TEST_CASE("a second reader never reads with an empty span nor takes it for the e
   CHECK(shared->empty_reads == 0);
   CHECK(first == std::string(10, 'x'));
   CHECK(line == std::string(4086, 'x') + "\n");
+}
+
+TEST_CASE("a reader woken after another buffered the input takes those bytes first") {
+  test::fresh_loop();
+  auto shared = std::make_shared<ScriptedDevice::Shared>();
+  shared->max_read = 3;
+  std::string first;
+  std::string second;
+  asyncio::run([&] {
+    asyncio::Stream stream(std::make_unique<ScriptedDevice>(shared));
+    auto a = asyncio::create_task([&] { first = stream.readexactly(5); });
+    auto b = asyncio::create_task([&] {
+      char buffer[16];
+      second.assign(buffer, stream.readinto(std::span<char>(buffer)));
+    });
+    asyncio::sleep_ms(2);
+    shared->data = "abcdef";  // the first reader takes "abcde" and leaves "f" buffered
+    asyncio::sleep_ms(5);
+    shared->data = "ghi";
+    asyncio::wait_for_ms(b, 5000);
+    a.wait();
+  });
+  CHECK(first == "abcde");
+  CHECK(second == "f");
 }
 
 // ---- 4. extreme durations ----
@@ -339,7 +365,7 @@ TEST_CASE("destroying a waitable wakes its waiters with RuntimeError naming it")
 
 // ---- 7. loop-thread-only calls from another thread ----
 
-TEST_CASE("Event.set, Task.cancel and create_task on the loop from another thread raise RuntimeError") {
+TEST_CASE("Event.set and Task.cancel from a thread that does not run the loop raise RuntimeError") {
   test::fresh_loop();
   std::vector<std::string> errors;
   bool woken = false;

@@ -104,7 +104,8 @@ class StreamState {
           std::as_writable_bytes(std::span<char>(out.data() + got, out.size() - got)));
       if (n > 0) {
         got += static_cast<std::size_t>(n);
-        if (got == wanted) break;
+        // A short read is all there is (one read, as before); a full one may have more behind.
+        if (got < out.size() || got == wanted) break;
         continue;
       }
       if (n == 0 || got > 0) break;  // the end of the stream, or all there is for now
@@ -122,7 +123,16 @@ class StreamState {
       const std::ptrdiff_t n = device_->read_some(buf);
       if (n >= 0) return static_cast<std::size_t>(n);
       wait(POLL_RD, "read");
+      // Another reader buffered what arrived meanwhile: those bytes come first.
+      if (buffered() > 0) return take_into(buf);
     }
+  }
+  /// Copies up to buf.size() buffered bytes into `buf` and consumes them; returns the count.
+  std::size_t take_into(std::span<std::byte> buf) {
+    const std::size_t n = std::min(buf.size(), buffered());
+    std::memcpy(buf.data(), buffered_data(), n);
+    consume(n);
+    return n;
   }
   /// Counts bytes taken out of the buffer: a reader that scanned part of the window knows
   /// the window moved under it.
@@ -287,10 +297,7 @@ std::size_t Stream::readinto(std::span<std::byte> buf) {
   s.scheduling_point();
   if (buf.empty()) return 0;
   if (s.buffered() == 0) return s.read_direct(buf);
-  const std::size_t n = std::min(buf.size(), s.buffered());
-  std::memcpy(buf.data(), s.buffered_data(), n);
-  s.consume(n);
-  return n;
+  return s.take_into(buf);
 }
 
 std::size_t Stream::readinto(std::span<char> buf) { return readinto(std::as_writable_bytes(buf)); }
