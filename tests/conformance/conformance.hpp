@@ -31,8 +31,15 @@ requires std::is_integral_v<T> std::string str(T value) {
 template <class... Args>
 void print(const Args&... args) {
   std::string line;
-  ((line += (line.empty() ? "" : " ") + str(args)), ...);
-  std::fputs((line + "\n").c_str(), stdout);
+  bool first = true;
+  auto add = [&line, &first](const std::string& text) {
+    if (!first) line.push_back(' ');
+    first = false;
+    line.append(text);
+  };
+  (add(str(args)), ...);
+  line.push_back('\n');
+  std::fputs(line.c_str(), stdout);
 }
 inline void print() {
   std::fputs("\n", stdout);
