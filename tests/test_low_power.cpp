@@ -185,11 +185,11 @@ TEST_CASE("low power: an idle loop waiting on a flag is woken by a set after a q
   double waited_ms = 0;
   asyncio::run([&] {
     asyncio::power_mode(true);
+    const auto start = test::Clock::now();  // before the setter starts: a lower bound that holds
     std::thread setter([&] {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       flag.set();
     });
-    const auto start = test::Clock::now();
     flag.wait();
     waited_ms = test::ms_since(start);
     setter.join();

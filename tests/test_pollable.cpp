@@ -225,7 +225,7 @@ TEST_CASE("several tasks wait on several pollables and each wakes on its own") {
   asyncio::run([&] {
     std::vector<asyncio::Task<void>> waiters;
     for (int i = 0; i < 3; ++i) {
-      timers[i].start(30 - 10 * i);
+      timers[i].start(300 - 100 * i);  // 100 ms apart: a slow (sanitized) loop keeps the order
       waiters.push_back(asyncio::create_task([&log, &timers, i] {
         asyncio::wait_pollable(timers[i], asyncio::POLL_RD);
         log.push_back(test::label("T", i));
