@@ -28,6 +28,16 @@ struct HandlerCalls {
   }
 };
 
+/// Sleeps until cancelled, logging "<name> cancelled" on the way out.
+void sleep_until_cancelled(Log& log, const char* name) {
+  try {
+    asyncio::sleep_ms(100'000);
+  } catch (const asyncio::CancelledError&) {
+    log.push_back(std::string(name) + " cancelled");
+    throw;
+  }
+}
+
 std::string message_of(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
@@ -76,14 +86,7 @@ TEST_CASE("an exception that is not a std::exception leaves run() once the other
   // MicroPython lets KeyboardInterrupt and SystemExit out of run() from any task.
   test::fresh_loop();
   Log log;
-  auto watched = [&log](const char* name) {
-    try {
-      asyncio::sleep_ms(100'000);
-    } catch (const asyncio::CancelledError&) {
-      log.push_back(std::string(name) + " cancelled");
-      throw;
-    }
-  };
+  auto watched = [&log](const char* name) { sleep_until_cancelled(log, name); };
   try {
     asyncio::run([&] {
       asyncio::create_task(watched, "bystander");
@@ -121,14 +124,7 @@ TEST_CASE("SIGINT during run() cancels every task, then raises KeyboardInterrupt
   default_action.sa_handler = SIG_DFL;
   sigaction(SIGINT, &default_action, &doctest_handler);
   Log log;
-  auto watched = [&log](const char* name) {
-    try {
-      asyncio::sleep_ms(100'000);
-    } catch (const asyncio::CancelledError&) {
-      log.push_back(std::string(name) + " cancelled");
-      throw;
-    }
-  };
+  auto watched = [&log](const char* name) { sleep_until_cancelled(log, name); };
   CHECK_THROWS_AS(asyncio::run([&] {
                     asyncio::create_task(watched, "other");
                     asyncio::sleep_ms(0);
