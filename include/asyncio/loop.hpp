@@ -211,7 +211,8 @@ class Loop {
   void propagate_escape();
   /// A finished task's extra turn: reports its exception if nobody retrieved it.
   void report_if_unretrieved(detail::TaskRecord* task);
-  /// Brings now_ up to date cheaply before an enqueue whose order depends on time.
+  /// Before an enqueue: brings now_ up to date (cheaply where only the order needs it) and
+  /// queues the timers that fell due, so that they go first.
   void stamp_time();
 
   [[noreturn, gnu::cold]] static void throw_wrong_thread(const char* what);

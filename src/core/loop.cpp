@@ -281,6 +281,8 @@ inline void Loop::stamp_time() {
   if (ready_.fast_io() && (external_waiters_ != 0 || !pollables_.empty() || backend_->has_waiters())) {
     now_ = std::max(now_, detail::port::coarse_now());
   }
+  // Timers that fell due queue ahead of what is enqueued now (docs/semantics.md#run-order).
+  if (!timers_.empty()) advance_timers();
 }
 
 Micros Loop::refresh_time() {
@@ -419,7 +421,6 @@ void Loop::finish_task(TaskRecord* task) {
     // (docs/semantics.md#exceptions). The queue holds a reference until that turn.
     detail::add_reference(task);
     stamp_time();
-    if (!timers_.empty()) advance_timers();
     ready_.push_done(task, now_);
   }
   finished_ = task;  // its stack is released by whoever runs next: we are standing on it
@@ -448,7 +449,6 @@ void Loop::spawn(TaskRecord* task) {
   // Timers that fell due run first: the new task is due now, behind them
   // (docs/semantics.md#run-order).
   stamp_time();
-  if (!timers_.empty()) advance_timers();
   ready_.push_due(task, now_);
 }
 
@@ -508,7 +508,6 @@ void Loop::yield_now(bool as_io) {
   // Timers that fell due must queue ahead of us: we go behind every task already due
   // (docs/semantics.md#run-order).
   stamp_time();
-  if (!timers_.empty()) advance_timers();
   if (as_io) {
     ready_.push_io(me, now_);
   } else {
@@ -524,8 +523,7 @@ void Loop::wake(TaskRecord* task, WakeReason reason) {
   if (task->state != TaskState::kSuspended) return;
   if (detail::TimerHeap::contains(task)) timers_.remove(task);
   task->wake_reason = reason;
-  stamp_time();
-  if (!timers_.empty()) advance_timers();  // as in spawn(): expired timers queue first
+  stamp_time();  // as in spawn(): expired timers queue first
   ready_.push_due(task, now_);
 }
 
