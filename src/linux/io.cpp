@@ -208,7 +208,8 @@ std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested) {
     static bool told = false;
     if (!told) {
       told = true;
-      logger().info("io_uring unavailable ({}); using epoll", error.what());
+      log_message(LogLevel::info,
+                  std::string("io_uring unavailable (") + error.what() + "); using epoll");
     }
     return std::unique_ptr<IoBackend>(make_epoll_backend(loop));
   }
