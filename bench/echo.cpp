@@ -3,7 +3,7 @@
 //  echo             requests/s and p99 round trip of an echo server at 1, 100 and 1,000
 //                   connections: asyncio on io_uring ("uring"), asyncio on epoll ("epoll") and a
 //                   Boost.Asio server of the same shape ("boost_asio", bench/echo_asio.hpp), all
-//                   loaded by the same client (bench/echo_load.hpp, io_uring). Also asyncio on
+//                   loaded by one client (tools/loadgen/echo_load.hpp, io_uring). Also asyncio on
 //                   io_uring with Loop::set_busy_poll(--busy-poll-us, 200 µs)
 //                   ("uring_busy_poll"): it spins on the ring before blocking, so a request
 //                   that arrives within the window is answered without a sleep and a wake-up,

@@ -15,7 +15,7 @@
 //               [--json]
 // --port 0 picks a free port; the first line printed names it (with --json:
 // {"example":"echo_server","event":"listening","host":...,"port":N,"backend":...}).
-// Load it with examples/echo_client.
+// Load it with tools/loadgen/echo_client.
 
 #include <signal.h>
 

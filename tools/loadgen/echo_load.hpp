@@ -1,4 +1,4 @@
-// The echo load generator, shared by examples/echo_client and bench/echo so that
+// The echo load generator, shared by tools/loadgen/echo_client and bench/echo so that
 // every server is measured by the same client. It runs on the calling thread, without asyncio,
 // so the client shares no scheduler, allocator pattern or backend code with the server under
 // test.

@@ -2,9 +2,9 @@
 //
 // It opens N connections, sends R requests on each (one at a time per connection: a request
 // goes out when the previous reply is complete), checks every echoed byte, and prints the
-// request rate and the round-trip latency percentiles. The client core is
-// bench/echo_load.hpp, the same code bench/echo measures every server with; it runs io_uring
-// (or plain epoll) on this thread, not asyncio, so it measures the server rather than itself.
+// request rate and the round-trip latency percentiles. The client core is echo_load.hpp, the
+// same code bench/echo measures every server with; it runs io_uring (or plain epoll) on this
+// thread, not asyncio, so it measures the server rather than itself.
 //
 //   echo_client --port 8888 [--host 127.0.0.1] [--connections 10] [--requests 1000]
 //               [--size 64 | --min-size 1 --max-size 65536] [--duration S] [--think-us N]
@@ -29,8 +29,8 @@
 #include <string>
 #include <string_view>
 
-#include "../bench/echo_load.hpp"
 #include "demo_util.hpp"
+#include "echo_load.hpp"
 
 namespace {
 
