@@ -1,6 +1,6 @@
 // bench/memory: 100,000 concurrent tasks, created at once, each blocked (on an Event, or in a
 // long sleep); reports the peak RSS (VmHWM) and the bytes each task costs, then releases them
-// and finishes cleanly. Issue 2's target: peak RSS <= 1 GiB.
+// and finishes cleanly. The target: peak RSS <= 1 GiB.
 //
 // One measurement per process: VmHWM is a high-water mark and never goes down, so a second
 // backend measured in the same process would report the first one's peak.
@@ -86,7 +86,7 @@ Settings parse(int argc, char** argv) {
   Settings settings;
   settings.json = args.flag("--json");
   bool quick = args.flag("--quick");
-  // Issue 2's figure is for 100,000 tasks; a tenth of that is enough for a smoke run.
+  // The target's figure is for 100,000 tasks; a tenth of that is enough for a smoke run.
   settings.tasks = static_cast<int>(args.number("--tasks", quick ? 10'000 : 100'000));
   std::string wait = args.text("--wait", "event");
   settings.sleep = wait == "sleep";

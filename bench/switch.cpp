@@ -1,6 +1,6 @@
 // bench/switch: task-switch rate of N tasks looping on sleep_ms(0) in fast-I/O mode, on each
 // loop backend, against the same workload on Boost.Fiber (this_fiber::yield) and Boost.Asio
-// (handlers re-posting themselves on a one-thread io_context). Issue 2's targets: io_uring
+// (handlers re-posting themselves on a one-thread io_context). The targets: io_uring
 // >= 1.5x Boost.Fiber, epoll >= Boost.Fiber.
 //
 // Every implementation runs the same SwitchMeter: each worker counts one switch per yield, and

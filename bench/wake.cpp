@@ -1,6 +1,6 @@
 // bench/wake: latency from ThreadSafeFlag.set() on another thread to the waiting task running,
 // on an otherwise idle loop, on each backend; in the same run the raw peer: eventfd write on
-// one thread, the other blocked in epoll_wait wakes and reads the clock. Issue 2's target:
+// one thread, the other blocked in epoll_wait wakes and reads the clock. The target:
 // our p50 within 1.2x the raw p50.
 //
 // The implementations take turns in rounds (uring, epoll, raw, uring, …) so that noise from
