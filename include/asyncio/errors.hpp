@@ -15,6 +15,7 @@ namespace asyncio {
 /// Code that uses `catch (...)` must rethrow it.
 class CancelledError {
  public:
+  /// "CancelledError".
   const char* what() const noexcept { return "CancelledError"; }
 };
 
@@ -26,6 +27,7 @@ class CancelledError {
 /// (docs/semantics.md#exceptions).
 class KeyboardInterrupt {
  public:
+  /// "KeyboardInterrupt".
   const char* what() const noexcept { return "KeyboardInterrupt"; }
 };
 
@@ -84,7 +86,9 @@ class BrokenBarrierError : public RuntimeError {
 /// An operating-system error: carries errno (code().value()) and its text.
 class OSError : public std::system_error {
  public:
+  /// `error` is the errno value, `what` the failed call or a description.
   OSError(int error, const std::string& what) : std::system_error(error, std::generic_category(), what) {}
+  /// The errno value.
   int error() const noexcept { return code().value(); }
 };
 

@@ -5,15 +5,18 @@
 
 namespace asyncio {
 
+/// A flag tasks wait on (MicroPython's asyncio.Event): set() wakes every waiter.
 class Event {
  public:
   Event() = default;
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
 
+  /// True between set() and clear().
   bool is_set() const { return flag_; }
   /// Sets the flag and wakes every waiting task.
   void set();
+  /// Resets the flag; later wait() calls wait again.
   void clear() { flag_ = false; }
   /// Returns at once if set; otherwise waits until set() is called. Returns true, as
   /// MicroPython's Event.wait() does.
@@ -40,7 +43,9 @@ class Lock {
   /// RuntimeError("Lock not acquired") if the lock is not held.
   void release();
 
+  /// acquire(), for std::lock_guard and std::unique_lock (BasicLockable).
   void lock() { acquire(); }
+  /// release(), for std::lock_guard and std::unique_lock.
   void unlock() { release(); }
   /// Takes the lock if it is free and not being handed to a waiter.
   bool try_lock() {

@@ -34,7 +34,9 @@ inline constexpr return_exceptions_t return_exceptions{};
 template <class T>
 class Outcome {
  public:
+  /// T, or std::monostate for a Task<void>.
   using Value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  /// Takes the result or the exception of `task`, which must be done.
   explicit Outcome(const Task<T>& task) {
     if (auto error = task.exception()) {
       state_ = error;
@@ -44,12 +46,14 @@ class Outcome {
       state_ = task.result();
     }
   }
+  /// True if the task returned, false if it raised.
   bool ok() const { return state_.index() == 0; }
   /// The value; rethrows the exception if the task failed.
   const Value& value() const {
     if (!ok()) std::rethrow_exception(std::get<1>(state_));
     return std::get<0>(state_);
   }
+  /// The task's exception; null if it returned.
   std::exception_ptr exception() const { return ok() ? nullptr : std::get<1>(state_); }
 
  private:

@@ -19,6 +19,7 @@ inline constexpr unsigned POLL_HUP = detail::kPollHangup;
 /// polls them every Loop::kPollableIntervalUs.
 class Pollable {
  public:
+  /// Which of `events` are ready now (0 if none); must not block.
   virtual unsigned poll(unsigned events) = 0;
 
  protected:

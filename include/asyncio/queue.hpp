@@ -67,6 +67,8 @@ struct PriorityStore {
 
 }  // namespace detail
 
+/// A FIFO between tasks (MicroPython's asyncio.Queue); `Store` orders the items (Queue,
+/// PriorityQueue, LifoQueue).
 template <class T, class Store>
 class BasicQueue {
  public:
@@ -77,8 +79,11 @@ class BasicQueue {
 
   /// Items in the queue, including those already reserved for woken getters.
   std::size_t qsize() const { return store_.items.size(); }
+  /// The bound given at construction (0: unbounded).
   std::size_t maxsize() const { return maxsize_; }
+  /// qsize() == 0.
   bool empty() const { return qsize() == 0; }
+  /// True when bounded and qsize() has reached maxsize().
   bool full() const { return maxsize_ > 0 && qsize() >= maxsize_; }
 
   /// Waits while there is no free slot, then adds `item`.

@@ -17,8 +17,11 @@ namespace asyncio {
 /// readexactly() met the end of the stream first. partial() holds what was read (consumed).
 class IncompleteReadError : public std::runtime_error {
  public:
+  /// `partial`: the bytes read before the end; `expected`: how many were asked for.
   IncompleteReadError(std::string partial, std::size_t expected);
+  /// The bytes read before the stream ended.
   const std::string& partial() const noexcept { return partial_; }
+  /// How many bytes readexactly() asked for.
   std::size_t expected() const noexcept { return expected_; }
 
  private:
@@ -98,6 +101,7 @@ class Stream {
   std::string read(std::ptrdiff_t n = -1);
   /// Reads into buf: at least one byte unless buf is empty or the stream has ended (then 0).
   std::size_t readinto(std::span<std::byte> buf);
+  /// readinto() for a char buffer.
   std::size_t readinto(std::span<char> buf);
   /// Exactly n bytes; IncompleteReadError if the stream ends first.
   std::string readexactly(std::size_t n);
@@ -109,6 +113,7 @@ class Stream {
   /// takes it and the rest is copied; with {.copy = false} the rest stays in the caller's
   /// buffer until drain() — no copy, no allocation.
   void write(std::string_view buf, WriteOptions options = {});
+  /// write() for bytes.
   void write(std::span<const std::byte> buf, WriteOptions options = {});
   /// Writes everything queued. With nothing queued it still yields (MicroPython does).
   void drain();
@@ -123,15 +128,18 @@ class Stream {
   void close();
   /// Returns once the stream is closed (it is as soon as close() returns); it yields once.
   void wait_closed();
+  /// True once close() has been called.
   bool is_closed() const;
 
   /// The longest line readline() accepts (default 64 KiB, as CPython).
   std::size_t limit() const;
+  /// Sets limit().
   void set_limit(std::size_t bytes);
 
   /// The device, for device-specific calls (e.g. the fd of a socket).
   StreamDevice& device() const;
 
+  /// False for a default-constructed or moved-from Stream.
   explicit operator bool() const noexcept { return state_ != nullptr; }
 
  private:

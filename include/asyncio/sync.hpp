@@ -30,13 +30,17 @@ class Semaphore {
   /// Returns a unit: to the oldest waiter, or to the counter.
   void release();
 
+  /// acquire(), for std::lock_guard and std::unique_lock (Lockable).
   void lock() { acquire(); }
+  /// release().
   void unlock() { release(); }
+  /// Takes a unit if one is free; never waits.
   bool try_lock();
 
  protected:
   /// Checked by release() before it returns a unit to the counter.
   virtual void check_release() const {}
+  /// Units free now.
   int value_;
 
  private:
@@ -47,6 +51,7 @@ class Semaphore {
 /// initial value.
 class BoundedSemaphore : public Semaphore {
  public:
+  /// `value` units, and never more.
   explicit BoundedSemaphore(int value = 1) : Semaphore(value), bound_(value) {}
 
  private:
@@ -59,15 +64,22 @@ class BoundedSemaphore : public Semaphore {
 class Condition {
  public:
   Condition() : lock_(own_lock_) {}
+  /// Uses `lock`, which must outlive the Condition.
   explicit Condition(Lock& lock) : lock_(lock) {}
   Condition(const Condition&) = delete;
   Condition& operator=(const Condition&) = delete;
 
+  /// The lock's state and operations, as Lock's.
   bool locked() const { return lock_.locked(); }
+  /// Lock::acquire() on the bound lock.
   void acquire() { lock_.acquire(); }
+  /// Lock::release() on the bound lock.
   void release() { lock_.release(); }
+  /// acquire(), for std::unique_lock.
   void lock() { lock_.acquire(); }
+  /// release(), for std::unique_lock.
   void unlock() { lock_.release(); }
+  /// Lock::try_lock() on the bound lock.
   bool try_lock() { return lock_.try_lock(); }
 
   /// Releases the lock, waits for notify(), re-acquires the lock and returns. The lock is
@@ -86,6 +98,7 @@ class Condition {
   }
   /// Wakes up to `n` waiters, oldest first. RuntimeError if the lock is not held.
   void notify(std::size_t n = 1);
+  /// Wakes every waiter. RuntimeError if the lock is not held.
   void notify_all();
 
  private:
@@ -114,9 +127,11 @@ class Barrier {
   /// Back to the empty, unbroken state; the tasks waiting now get BrokenBarrierError.
   void reset();
 
+  /// Tasks that must wait() to release a round.
   int parties() const { return parties_; }
   /// Tasks waiting in the current round.
   int n_waiting() const { return count_; }
+  /// True after abort(), until reset().
   bool broken() const { return broken_; }
 
  private:

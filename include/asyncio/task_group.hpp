@@ -18,6 +18,8 @@
 
 namespace asyncio {
 
+/// Structured concurrency (CPython's asyncio.TaskGroup): its tasks end before the group does;
+/// the first failure cancels the rest and is raised when the group ends.
 class TaskGroup {
  public:
   TaskGroup(const TaskGroup&) = delete;
@@ -33,6 +35,7 @@ class TaskGroup {
     adopt(task);
     return task;
   }
+  /// create_task() with default TaskOptions.
   template <class F, class... Args>
     requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
   auto create_task(F&& function, Args&&... args) {
