@@ -28,7 +28,6 @@ class LinuxBackend : public IoBackend {
   void cancel_wait(int fd, unsigned events, TaskRecord* task);
   /// Ends the waits on `fd` (both directions): their wait_io throws OSError(error).
   void abort(int fd, int error);
-  bool has_waiters() const override { return waiting_ > 0; }
   /// Busy polls as Loop::set_busy_poll asks, then blocks (block()), then adapts the window of
   /// BusyPoll::kAdaptive to how long the whole wait took.
   void wait(Micros deadline) final;
@@ -75,7 +74,6 @@ class LinuxBackend : public IoBackend {
 
   Loop& loop_;
   std::vector<FdWaiters> fds_;
-  int waiting_ = 0;
   long saved_timer_slack_ns_ = -1;
 
  private:

@@ -19,6 +19,7 @@ using Micros = std::int64_t;
 namespace detail {
 
 struct TaskRecord;
+class Scheduler;
 
 /// The value a port writes at the far end of a task stack that has no guard page. The core
 /// checks it at every switch away from a task: an overwritten sentinel means the task
@@ -95,12 +96,16 @@ class IoBackend {
   virtual void wake() noexcept = 0;
 
   /// True when tasks wait on this backend (file descriptors): the loop must then not conclude
-  /// that nothing can ever happen.
-  virtual bool has_waiters() const = 0;
+  /// that nothing can ever happen. Not virtual: the switch path asks it.
+  bool has_waiters() const { return waiters_ > 0; }
 
   /// The finest grid (µs) on which the backend can end a wait without busy waiting: the loop
   /// never rounds a timer deadline to a finer one. 1 on Linux; a board's tick on a board.
   virtual Micros timer_resolution() const { return 1; }
+
+ protected:
+  /// Tasks waiting on this backend's descriptors; a backend with descriptors keeps it.
+  int waiters_ = 0;
 };
 
 namespace port {
@@ -131,7 +136,11 @@ void make_fiber(Fiber* fiber);
 
 /// Saves the running context into `from` and resumes `to`. Returns when something switches
 /// back to `from`. `from_finished` says `from` will never be resumed (its stack may be reused).
+/// The Linux port defines it inline (asyncio/linux/fiber_switch.hpp, included at the end of
+/// this file): the scheduler's switch path then needs no LTO to reach the register switch.
+#if !defined(__linux__)
 void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept;
+#endif
 
 /// Called by the core once for each loop; returns the backend chosen for this platform.
 /// `requested` names one ("uring", "epoll", "auto"); empty lets the port decide (on Linux the
@@ -156,3 +165,7 @@ bool low_power_supported() noexcept;
 }  // namespace port
 }  // namespace detail
 }  // namespace asyncio
+
+#if defined(__linux__)
+#include "asyncio/linux/fiber_switch.hpp"
+#endif
