@@ -225,7 +225,9 @@ unsigned wait_io(int fd, unsigned events) {
   if (events != POLL_RD && events != POLL_WR) {
     throw ValueError("wait_io: events must be POLL_RD or POLL_WR");
   }
-  auto& backend = static_cast<detail::LinuxBackend&>(loop.backend());
+  detail::DescriptorWaits* waits = loop.backend().descriptor_waits();
+  if (!waits) throw RuntimeError("wait_io: the loop's backend cannot wait on descriptors");
+  detail::DescriptorWaits& backend = *waits;
   backend.start_wait(fd, events, me);
   me->io_error = 0;
   try {
@@ -241,7 +243,7 @@ unsigned wait_io(int fd, unsigned events) {
 void abort_io(int fd, int error) {
   Loop* loop = Loop::running();
   if (!loop) return;  // no loop runs on this thread, so no task of it can wait
-  static_cast<detail::LinuxBackend&>(loop->backend()).abort(fd, error);
+  if (detail::DescriptorWaits* waits = loop->backend().descriptor_waits()) waits->abort(fd, error);
 }
 
 }  // namespace asyncio

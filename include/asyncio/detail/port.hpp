@@ -59,6 +59,23 @@ struct Fiber {
 /// Where a readiness mask comes from; MicroPython's MP_STREAM_POLL_* values.
 enum : unsigned { kPollRead = 0x0001, kPollWrite = 0x0004, kPollError = 0x0008, kPollHangup = 0x0010 };
 
+/// Waiting on the platform's descriptors (file descriptors on Linux): a capability a backend
+/// offers through IoBackend::descriptor_waits(); a port without descriptors offers none.
+class DescriptorWaits {
+ public:
+  /// Registers `task` as waiting for `events` (kPollRead or kPollWrite) on `fd`; the backend
+  /// wakes it with Loop::wake_io. Throws OSError (bad descriptor…) or RuntimeError (that
+  /// direction already has a waiter).
+  virtual void start_wait(int fd, unsigned events, TaskRecord* task) = 0;
+  /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
+  virtual void cancel_wait(int fd, unsigned events, TaskRecord* task) = 0;
+  /// Ends the waits on `fd` (both directions) with the errno `error`.
+  virtual void abort(int fd, int error) = 0;
+
+ protected:
+  ~DescriptorWaits() = default;
+};
+
 /// The I/O half of a port: polling without blocking, blocking until a deadline, and being
 /// woken from another thread, a signal handler or an interrupt.
 class IoBackend {
@@ -102,6 +119,9 @@ class IoBackend {
   /// The finest grid (µs) on which the backend can end a wait without busy waiting: the loop
   /// never rounds a timer deadline to a finer one. 1 on Linux; a board's tick on a board.
   virtual Micros timer_resolution() const { return 1; }
+
+  /// Descriptor waits (wait_io, streams on descriptors), or null where the port has none.
+  virtual DescriptorWaits* descriptor_waits() { return nullptr; }
 
  protected:
   /// Tasks waiting on this backend's descriptors; a backend with descriptors keeps it.
