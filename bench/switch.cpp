@@ -3,6 +3,12 @@
 // (handlers re-posting themselves on a one-thread io_context). The targets: io_uring
 // >= 1.5x Boost.Fiber, epoll >= Boost.Fiber.
 //
+// This file is built twice: as `switch`, against the library as this tree builds it (LTO on
+// by default), and as `switch_consumer`, the way a program using the installed library is
+// built (no LTO, a library compiled without LTO). `switch` runs `switch_consumer` in every
+// round and reports its rates as the impls uring_consumer and epoll_consumer, so that both
+// builds are compared with Boost.Fiber in the same run.
+//
 // Every implementation runs the same SwitchMeter: each worker counts one switch per yield, and
 // worker 0 keeps time. Measuring starts only once every worker has run, so task creation and
 // first-run costs stay out of the figure.
@@ -12,6 +18,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/fiber/all.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -25,9 +34,11 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: switch [--json] [--quick] [--tasks 10,1000] [--duration-ms 200] [--repeat 5]\n"
-    "              [--impl uring,epoll,boost_fiber,boost_asio]\n"
+    "              [--impl uring,epoll,uring_consumer,epoll_consumer,boost_fiber,boost_asio]\n"
     "Switch rate of N tasks looping on sleep_ms(0) (fast-I/O mode) vs Boost.Fiber and Asio.\n"
-    "Each (impl, N) runs --repeat times, interleaved; the median rate is reported.\n";
+    "Each (impl, N) runs --repeat times, interleaved; the median rate is reported.\n"
+    "*_consumer: the same loop in a copy of this program built as a consumer builds it\n"
+    "(no LTO), run as a child process in every round.\n";
 
 /// Counts switches and decides when a run ends.
 class SwitchMeter {
@@ -137,6 +148,31 @@ struct Implementation {
   std::function<double(int tasks, std::int64_t duration_ns)> measure;
 };
 
+#ifdef ASYNCIO_SWITCH_CONSUMER
+/// Runs the consumer build of this program once for `backend` and returns its rate, or NaN
+/// (with a note on stderr) if it cannot be run.
+double measure_consumer(const std::string& backend, int tasks, std::int64_t duration_ns) {
+  const std::string command = std::string("'") + ASYNCIO_SWITCH_CONSUMER +
+                              "' --json --repeat 1 --impl " + backend + " --tasks " +
+                              std::to_string(tasks) + " --duration-ms " +
+                              std::to_string(static_cast<double>(duration_ns) / 1e6) + " 2>/dev/null";
+  FILE* child = popen(command.c_str(), "r");
+  double rate = std::nan("");
+  if (!child) return rate;
+  char line[512];
+  while (std::fgets(line, sizeof line, child)) {
+    const char* key = std::strstr(line, "\"switches_per_sec\":");
+    if (key) rate = std::strtod(key + std::strlen("\"switches_per_sec\":"), nullptr);
+  }
+  if (pclose(child) != 0 || std::isnan(rate)) {
+    std::fprintf(stderr, "note: %s did not run (build the switch_consumer target)\n",
+                 ASYNCIO_SWITCH_CONSUMER);
+    return std::nan("");
+  }
+  return rate;
+}
+#endif
+
 std::vector<Implementation> implementations(const std::string& filter) {
   std::vector<Implementation> all;
   for (const auto& backend : bench::available_backends(filter)) {
@@ -144,6 +180,15 @@ std::vector<Implementation> implementations(const std::string& filter) {
                      return measure_asyncio(backend, tasks, duration_ns);
                    }});
   }
+#ifdef ASYNCIO_SWITCH_CONSUMER
+  for (const auto& backend : bench::available_backends("")) {
+    const std::string name = backend + "_consumer";
+    if (!bench::selected(filter, name)) continue;
+    all.push_back({name, [backend](int tasks, std::int64_t duration_ns) {
+                     return measure_consumer(backend, tasks, duration_ns);
+                   }});
+  }
+#endif
   if (bench::selected(filter, "boost_fiber")) all.push_back({"boost_fiber", measure_boost_fiber});
   if (bench::selected(filter, "boost_asio")) all.push_back({"boost_asio", measure_boost_asio});
   return all;
@@ -203,6 +248,7 @@ void report(const Settings& settings, const std::vector<Implementation>& impls,
             .add("impl", impl.name)
             .add("tasks", tasks)
             .add("switches_per_sec", rate)
+            .add("build", impl.name.ends_with("_consumer") ? "consumer" : "in-tree")
             .print();
       }
       auto [low, high] = std::minmax_element(samples.begin(), samples.end());

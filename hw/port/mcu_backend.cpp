@@ -50,8 +50,6 @@ class McuBackend final : public asyncio::detail::IoBackend {
   // already ended any WFI, and the flag stops the loops below from going back to sleep.
   void wake() noexcept override { wake_requested_.store(true, std::memory_order_relaxed); }
 
-  bool has_waiters() const override { return false; }
-
   Micros timer_resolution() const override { return hal::wake_resolution(); }
 
  private:

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "asyncio/detail/duration.hpp"
+#include "asyncio/detail/registry.hpp"
+#include "asyncio/detail/scheduler.hpp"
 #include "asyncio/task.hpp"
 
 namespace asyncio {
@@ -19,6 +21,26 @@ namespace asyncio {
 void sleep_ms(std::int64_t ms);
 /// Same with a microsecond resolution (the port may round up).
 void sleep_us(std::int64_t us);
+
+namespace detail {
+/// sleep_ms(0) and sleep_us(0): inline, so that the switch happens in the caller's frame
+/// (see asyncio/detail/scheduler.hpp).
+inline void yield_running_task() {
+  Scheduler* scheduler = running_scheduler;
+  if (!scheduler) [[unlikely]] throw_outside_task("sleep");
+  scheduler->yield_now();
+}
+void sleep_positive_us(std::int64_t us);
+}  // namespace detail
+
+inline void sleep_us(std::int64_t us) {
+  if (us <= 0) return detail::yield_running_task();
+  detail::sleep_positive_us(us);
+}
+inline void sleep_ms(std::int64_t ms) {
+  if (ms <= 0) return detail::yield_running_task();
+  detail::sleep_positive_us(detail::scale_saturated(ms, 1000));
+}
 /// Python's asyncio.sleep(seconds). +infinity sleeps forever; NaN raises ValueError.
 void sleep(double seconds);
 template <class Rep, class Period>

@@ -12,11 +12,9 @@
 #include <memory>
 #include <string>
 
-#include "asyncio/detail/intrusive_list.hpp"
 #include "asyncio/detail/port.hpp"
-#include "asyncio/detail/ready_queue.hpp"
-#include "asyncio/detail/task_record.hpp"
-#include "asyncio/detail/timer_heap.hpp"
+#include "asyncio/detail/registry.hpp"
+#include "asyncio/detail/scheduler.hpp"
 
 namespace asyncio {
 
@@ -31,25 +29,6 @@ struct ExceptionContext {
   std::exception_ptr exception;
   std::string task;  // name of the task involved, or empty
 };
-
-namespace detail {
-/// A ThreadSafeFlag as the loop sees it: an intrusive, lock-free "signalled" stack node.
-struct FlagNode {
-  FlagNode* next_signalled = nullptr;
-  std::atomic<bool> queued{false};
-  virtual void on_signalled() = 0;  // runs on the loop thread
- protected:
-  ~FlagNode() = default;
-};
-
-/// A task waiting for a Pollable (docs/semantics.md#pollables); polled at every switch.
-struct PollableWait : ListNode {
-  Pollable* device = nullptr;
-  unsigned events = 0;
-  TaskRecord* task = nullptr;
-  std::exception_ptr error;  // thrown by device->poll(); rethrown in the waiting task
-};
-}  // namespace detail
 
 class Loop {
  public:
@@ -71,13 +50,13 @@ class Loop {
   /// Runs tasks until stop() is called.
   void run_forever();
   /// While tasks wait on pollables and nothing else is due, the loop polls them this often.
-  static constexpr Micros kPollableIntervalUs = 1000;  // MicroPython's poll hook runs per ms tick
+  static constexpr Micros kPollableIntervalUs = detail::Scheduler::kPollableIntervalUs;
   /// Low-power mode's slice: the seed's 20 ms, "chosen based on measurements on RP2".
-  static constexpr Micros kLowPowerSliceUs = 20'000;
+  static constexpr Micros kLowPowerSliceUs = detail::Scheduler::kLowPowerSliceUs;
   /// Runs tasks until `task` is done; returns normally (the caller reads the result).
   void run_until_task_done(detail::TaskRecord* task);
   /// Makes run_forever()/run_until_complete() return at the next task switch.
-  void stop() noexcept { stop_requested_ = true; }
+  void stop() noexcept { scheduler_.stop(); }
   /// Cancels every remaining task and lets them unwind. The loop can be used again.
   void close();
   /// new_event_loop(): closes this loop and makes it a new one in place, with a new backend
@@ -85,24 +64,24 @@ class Loop {
   /// loop is one object too). The exception handler is kept, as MicroPython's is. If the new backend cannot be made, the loop is left closed but
   /// usable and the error propagates. RuntimeError while the loop runs.
   void renew(Options options);
-  bool is_running() const { return running_; }
+  bool is_running() const { return scheduler_.is_running(); }
 
   // asyncio_alt's modes (docs/semantics.md#fast-io, docs/semantics.md#low-power).
-  bool roundrobin() const { return !ready_.fast_io(); }
-  void roundrobin(bool on) { ready_.set_fast_io(!on); }
-  bool power_mode() const { return low_power_; }
+  bool roundrobin() const { return !scheduler_.ready_queue().fast_io(); }
+  void roundrobin(bool on) { scheduler_.ready_queue().set_fast_io(!on); }
+  bool power_mode() const { return scheduler_.low_power(); }
   void power_mode(bool on);
   /// Fast-I/O starvation bound: an I/O-woken task is queued as if due this long ago (1 s in
   /// the seed), so a normal task due for longer than this still runs before it.
-  Micros io_priority_bound() const { return ready_.io_priority_bound(); }
+  Micros io_priority_bound() const { return scheduler_.ready_queue().io_priority_bound(); }
   void set_io_priority_bound(Micros bound);
   /// When the loop has to block for a timer, it wakes on a grid of this many µs, so that
   /// timers due within one slot are served by one wake-up. 0 or 1: exact deadlines.
-  Micros timer_resolution() const { return timer_resolution_; }
+  Micros timer_resolution() const { return scheduler_.timer_resolution(); }
   void set_timer_resolution(Micros resolution);
   /// Picked by measurement in bench/timers (docs/benchmarks.md): the coarsest grid that keeps
   /// timer lateness well under a millisecond while timers due together share a wake-up.
-  static constexpr Micros kDefaultTimerResolutionUs = 250;
+  static constexpr Micros kDefaultTimerResolutionUs = detail::Scheduler::kDefaultTimerResolutionUs;
   /// Busy polling, as Linux's SO_BUSY_POLL: when the loop would block while tasks wait on file
   /// descriptors, it first polls them for up to `us` µs (io_uring: reading the shared ring, no
   /// system call; epoll: epoll_wait with no timeout). I/O that arrives meanwhile is served
@@ -139,36 +118,24 @@ class Loop {
   void call_exception_handler(const ExceptionContext& context);
   static void default_exception_handler(Loop& loop, const ExceptionContext& context);
 
-  detail::IoBackend& backend() { return *backend_; }
-  const char* backend_name() const { return backend_->name(); }
+  detail::IoBackend& backend() { return scheduler_.backend(); }
+  const char* backend_name() const { return scheduler_.backend().name(); }
 
   /// The scheduler's clock (µs). Refreshed at every switch while timers are pending.
-  Micros time() const { return now_; }
-  Micros refresh_time();
+  Micros time() const { return scheduler_.time(); }
+  Micros refresh_time() { return scheduler_.refresh_time(); }
 
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 
-  detail::TaskRecord* current() const { return current_; }
-  /// RuntimeError naming `what` when called from a thread other than the one that runs (or
-  /// will run) this loop: its queues are not thread-safe (docs/semantics.md#threads-signals-fork).
-  void check_thread(const char* what) const {
-    if (detail::port::thread_id() != owner_thread_) [[unlikely]] throw_wrong_thread(what);
-  }
-  /// Queues a new task (docs/semantics.md#tasks). The loop takes a reference until the task is done.
-  void spawn(detail::TaskRecord* task);
-  /// The current task waits until woken, until `deadline` (absolute µs, -1 = none), or until
-  /// cancelled (then throws CancelledError). Returns why it was woken.
-  detail::WakeReason suspend(Micros deadline = -1);
-  /// sleep_ms(0): queue the current task behind every task already due, run the others.
-  /// With `as_io`, queue it as a task whose I/O is ready instead: in fast-I/O mode it goes
-  /// before the pending tasks (Stream::drain() with its output already written).
-  void yield_now(bool as_io = false);
-  /// Wakes a suspended task at normal priority (an Event, a Lock, a finished task).
-  void wake(detail::TaskRecord* task, detail::WakeReason reason);
-  /// Wakes a task whose I/O is ready: queued first in fast-I/O mode (docs/semantics.md#fast-io).
-  void wake_io(detail::TaskRecord* task, unsigned events);
-  /// Cancels a task (docs/semantics.md#tasks). False if it is already done.
-  bool cancel(detail::TaskRecord* task);
+  detail::Scheduler& scheduler() { return scheduler_; }
+  detail::TaskRecord* current() const { return scheduler_.current(); }
+  void check_thread(const char* what) const { scheduler_.check_thread(what); }
+  void spawn(detail::TaskRecord* task) { scheduler_.spawn(task); }
+  detail::WakeReason suspend(Micros deadline = -1) { return scheduler_.suspend(deadline); }
+  void yield_now(bool as_io = false) { scheduler_.yield_now(as_io); }
+  void wake(detail::TaskRecord* task, detail::WakeReason reason) { scheduler_.wake(task, reason); }
+  void wake_io(detail::TaskRecord* task, unsigned events) { scheduler_.wake_io(task, events); }
+  bool cancel(detail::TaskRecord* task) { return scheduler_.cancel(task); }
 
   /// A console interrupt (SIGINT): cancels the main task of run() at the loop's next switch,
   /// and run() then raises KeyboardInterrupt. Async-signal-safe, any thread. False if an
@@ -177,25 +144,24 @@ class Loop {
   /// True once if interrupt() was called since the last call; run() asks after its run.
   bool take_interrupt() noexcept;
 
-  /// Marks a ThreadSafeFlag signalled. Async-signal-safe, lock-free, any thread.
-  void signal_flag(detail::FlagNode* flag) noexcept;
-  /// Takes a flag off the signalled stack (a ThreadSafeFlag being destroyed). Loop thread.
-  void forget_flag(detail::FlagNode* flag) noexcept;
-  /// Counts tasks waiting on something outside the loop (flags, pollables), for docs/semantics.md#waiting.
-  void add_external_waiter() { ++external_waiters_; }
-  void remove_external_waiter() { --external_waiters_; }
-
-  /// Waits for `device` to report any of `events` (docs/semantics.md#pollables); returns the ready events.
-  unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1);
+  void signal_flag(detail::FlagNode* flag) noexcept { scheduler_.signal_flag(flag); }
+  void forget_flag(detail::FlagNode* flag) noexcept { scheduler_.forget_flag(flag); }
+  void add_external_waiter() { scheduler_.add_external_waiter(); }
+  void remove_external_waiter() { scheduler_.remove_external_waiter(); }
+  unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1) {
+    return scheduler_.wait_pollable(device, events, deadline);
+  }
 
   /// The loop running on the calling thread, or nullptr outside run_*().
-  static Loop* running() noexcept;
+  static Loop* running() noexcept {
+    detail::Scheduler* scheduler = detail::running_scheduler;
+    return scheduler ? &scheduler->loop() : nullptr;
+  }
   /// The loop owning the calling thread (created on first use).
   static Loop& current_thread_loop();
   static void set_current_thread_loop(std::shared_ptr<Loop> loop);
 
  private:
-  friend struct LoopAccess;
   /// Runs the interrupt request on the loop thread.
   struct InterruptNode final : detail::FlagNode {
     explicit InterruptNode(Loop& owner) : loop(owner) {}
@@ -203,73 +169,11 @@ class Loop {
     Loop& loop;
   };
   explicit Loop(std::unique_ptr<detail::IoBackend> backend);
-  /// Cancels every live task and lets each unwind; true if none is left.
-  bool cancel_live_tasks();
-  /// An exception that is not a std::exception ended a task: stop, and raise it out of run().
-  void escape(detail::TaskRecord* task);
-  /// Re-raises an escaping exception out of run_*() once the other tasks are cancelled.
-  void propagate_escape();
-  /// A finished task's extra turn: reports its exception if nobody retrieved it.
-  void report_if_unretrieved(detail::TaskRecord* task);
-  /// Before an enqueue: brings now_ up to date (cheaply where only the order needs it) and
-  /// queues the timers that fell due, so that they go first.
-  void stamp_time();
 
-  [[noreturn, gnu::cold]] static void throw_wrong_thread(const char* what);
-  detail::TaskRecord* pick_next();
-  /// Lets the other ready tasks run until `me` is picked again.
-  void run_others(detail::TaskRecord* me);
-  /// A pending cancel() surfaces here, at the task's suspension point.
-  static void raise_pending_cancel(detail::TaskRecord* me);
-  void switch_to(detail::Fiber* next, bool finished);
-  void after_switch();
-  [[noreturn]] static void report_stack_overflow(const char* task_name);
-  void poll_sources();
-  void prefetch_next() const;
-  void drain_signalled_flags();
-  void poll_pollables();
-  void wait_for_events();
-  void note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end);
-  void run_loop();
-  void run_until_idle();
-  void advance_timers();
-  void expire_timers();  // advance_timers() without reading the clock
-  bool nothing_can_happen() const;
-  void start_task(detail::Fiber* fiber);
-  void finish_task(detail::TaskRecord* task);
-  static void fiber_main(detail::Fiber* fiber);
-
-  detail::ReadyQueue ready_;
-  detail::TimerHeap timers_;
-  std::unique_ptr<detail::IoBackend> backend_;
-  detail::Fiber loop_fiber_;  // the thread that called run_*
-  std::uintptr_t owner_thread_ = detail::port::thread_id();  // the thread that runs it
-  detail::TaskRecord* current_ = nullptr;
-  detail::TaskRecord* finished_ = nullptr;  // stack to release after the next switch
-  detail::TaskRecord* main_task_ = nullptr;
-  Micros now_ = 0;
-  std::uint64_t next_sequence_ = 0;
-  std::uint64_t next_task_id_ = 1;
-  std::size_t live_tasks_ = 0;
-  int external_waiters_ = 0;
-  bool running_ = false;
-  bool stop_requested_ = false;
-  bool deadlocked_ = false;
-  bool stop_when_idle_ = false;  // close(): run what is ready, never block
-  bool clock_fresh_ = false;     // now_ was read by refresh_time() since the last pick
-  detail::Fiber* running_fiber_ = &loop_fiber_;
-  bool low_power_ = false;
-  Micros timer_resolution_ = kDefaultTimerResolutionUs;
+  detail::Scheduler scheduler_;
   Micros busy_poll_us_ = 0;
   BusyPoll busy_poll_mode_ = BusyPoll::kFixed;
-  Micros batch_until_ = 0;            // low power: no I/O wait before this grid boundary
-  std::uint64_t io_deliveries_ = 0;   // I/O and flag wake-ups so far, to see if a wait had any
-  std::atomic<detail::FlagNode*> signalled_flags_{nullptr};
-  std::atomic<bool> sleeping_{false};
-  detail::List pollables_;     // PollableWait nodes
-  detail::List live_tasks_list_;  // every task not yet done, for close()
   ExceptionHandler exception_handler_;
-  std::exception_ptr escaping_;  // a non-std exception on its way out of run_*()
   std::atomic<bool> interrupt_requested_{false};
   bool interrupted_ = false;  // the request reached the loop thread
   InterruptNode interrupt_node_{*this};

@@ -170,7 +170,7 @@ auto run(F&& function, Args&&... args) {
 template <class T>
 T run_until_complete(const Task<T>& task) {
   if (!task) throw RuntimeError("run_until_complete: empty task handle");
-  task.record_pointer()->loop->run_until_task_done(task.record_pointer());
+  task.record_pointer()->scheduler->loop().run_until_task_done(task.record_pointer());
   return task.result();
 }
 

@@ -12,17 +12,16 @@ using detail::TaskRecord;
 using detail::WakeReason;
 
 namespace {
-inline Loop& loop_with_task(const char* what) { return *detail::running_task(what)->loop; }
+inline detail::Scheduler& loop_with_task(const char* what) { return *detail::running_task(what)->scheduler; }
 }  // namespace
 
-void sleep_us(std::int64_t us) {
-  Loop& loop = loop_with_task("sleep");
-  if (us <= 0) return loop.yield_now();
+namespace detail {
+void sleep_positive_us(std::int64_t us) {
+  Scheduler& loop = loop_with_task("sleep");
   // Read the clock now: a sleep is never shorter than asked (docs/semantics.md#run-order).
-  loop.suspend(detail::deadline_after(loop.refresh_time(), us));
+  loop.suspend(deadline_after(loop.refresh_time(), us));
 }
-
-void sleep_ms(std::int64_t ms) { sleep_us(ms <= 0 ? 0 : detail::scale_saturated(ms, 1000)); }
+}  // namespace detail
 
 void sleep(double seconds) { sleep_us(detail::seconds_to_micros(seconds, "sleep")); }
 
@@ -55,13 +54,13 @@ void on_gathered_done(DoneCallback* self, TaskRecord* finished) {
     return;
   }
   state.woken = true;
-  state.gatherer->loop->wake(state.gatherer, WakeReason::kEvent);
+  state.gatherer->scheduler->wake(state.gatherer, WakeReason::kEvent);
 }
 
 }  // namespace
 
 void gather_records(TaskRecord* const* tasks, std::size_t count, bool return_exceptions) {
-  Loop& loop = loop_with_task("gather");
+  detail::Scheduler& loop = loop_with_task("gather");
   GatherState state;
   state.gatherer = loop.current();
   state.return_exceptions = return_exceptions;
@@ -98,7 +97,7 @@ void gather_records(TaskRecord* const* tasks, std::size_t count, bool return_exc
 }
 
 void wait_for_record(TaskRecord* task, Micros timeout) {
-  Loop& loop = loop_with_task("wait_for");
+  detail::Scheduler& loop = loop_with_task("wait_for");
   // Without forwarding: as MicroPython's wait_for (a runner task and a sleep), cancelling the
   // caller raises CancelledError in the caller at once, and the task is cancelled after.
   WakeReason reason;

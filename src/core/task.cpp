@@ -20,7 +20,7 @@ struct AwaitNode : DoneCallback {
 
 void wake_awaiter(DoneCallback* self, TaskRecord* /*finished*/) {
   TaskRecord* waiter = static_cast<AwaitNode*>(self)->waiter;
-  waiter->loop->wake(waiter, WakeReason::kEvent);
+  waiter->scheduler->wake(waiter, WakeReason::kEvent);
 }
 }  // namespace
 
@@ -30,7 +30,7 @@ WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel) {
   // handler never hears of it, even if this awaiter gives up (docs/semantics.md#exceptions).
   task->retrieved = true;
   if (task->state == TaskState::kDone) return WakeReason::kEvent;
-  Loop& loop = *task->loop;
+  detail::Scheduler& loop = *task->scheduler;
   TaskRecord* me = loop.current();
   if (!me) throw RuntimeError("await: called outside a task; use asyncio::run() or run_until_complete()");
   if (me == task) throw RuntimeError("await: a task cannot await itself ('" + me->name + "')");
@@ -81,7 +81,7 @@ void check_result(const TaskRecord* task) {
 }
 
 void run_main(TaskRecord* main) {
-  Loop& loop = *main->loop;
+  Loop& loop = main->scheduler->loop();
   port::route_interrupts(loop, true);
   try {
     loop.run_until_task_done(main);
@@ -112,8 +112,8 @@ std::exception_ptr TaskBase::exception() const {
 bool TaskBase::cancel() const {
   detail::TaskRecord& task = record();
   if (task.state == detail::TaskState::kDone) return false;
-  if (&task == task.loop->current()) throw RuntimeError("can't cancel self");
-  return task.loop->cancel(record_);
+  if (&task == task.scheduler->current()) throw RuntimeError("can't cancel self");
+  return task.scheduler->cancel(record_);
 }
 
 TaskBase current_task() {

@@ -30,7 +30,7 @@ void TaskGroup::on_member_done(detail::DoneCallback* self, detail::TaskRecord* f
     group.cancel_body();
   }
   if (group.running_ == 0 && group.parent_waiting_) {
-    group.parent_->loop->wake(group.parent_, detail::WakeReason::kEvent);
+    group.parent_->scheduler->wake(group.parent_, detail::WakeReason::kEvent);
   }
 }
 
@@ -46,7 +46,7 @@ void TaskGroup::cancel_body() {
   // at that suspension point, or in the task the caller awaits (cancel() forwards to it). A
   // cancel() from outside at the same moment merges with this one; CPython counts cancel
   // requests to tell them apart. Either way the failure is what the group raises.
-  parent_->loop->cancel(parent_);
+  parent_->scheduler->cancel(parent_);
 }
 
 void TaskGroup::finish(std::exception_ptr body_error) {
@@ -56,7 +56,7 @@ void TaskGroup::finish(std::exception_ptr body_error) {
   while (running_ > 0) {
     parent_waiting_ = true;
     try {
-      parent_->loop->suspend();
+      parent_->scheduler->suspend();
     } catch (const CancelledError&) {
       // As CPython: take the group down, but still wait for it; the tasks reference it.
       if (!cancelled) cancelled = std::current_exception();
@@ -83,7 +83,7 @@ void TaskGroup::finish(std::exception_ptr body_error) {
   } else {
     raised = body_error ? body_error : cancelled;
   }
-  Loop& loop = *parent_->loop;
+  Loop& loop = parent_->scheduler->loop();
   for (const auto& failure : failures_) {
     if (failure == raised) continue;
     loop.call_exception_handler(

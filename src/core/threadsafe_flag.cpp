@@ -11,7 +11,7 @@ ThreadSafeFlag::~ThreadSafeFlag() {
     // The waiter's frame outlives us: tell it, and wake it with an error.
     waiter_ = nullptr;
     *waiter_gone_ = true;
-    Loop& loop = *waiter->loop;
+    detail::Scheduler& loop = *waiter->scheduler;
     loop.remove_external_waiter();
     loop.wake(waiter, detail::WakeReason::kEvent);
   }
@@ -70,7 +70,7 @@ void ThreadSafeFlag::on_signalled() {
   if (!waiter_ || !set_.exchange(false)) return;
   detail::TaskRecord* waiter = waiter_;
   waiter_ = nullptr;
-  Loop& loop = *waiter->loop;
+  detail::Scheduler& loop = *waiter->scheduler;
   loop.remove_external_waiter();
   loop.wake_io(waiter, detail::kPollRead);
 }

@@ -7,7 +7,7 @@
 namespace asyncio::detail {
 
 TimeoutScope::TimeoutScope(Micros timeout) : task_(running_task("timeout")) {
-  deadline_ = deadline_after(task_->loop->refresh_time(), timeout);
+  deadline_ = deadline_after(task_->scheduler->refresh_time(), timeout);
   outer_deadline_ = task_->scope_deadline;
   // An outer scope that ends no later keeps its deadline armed; on a tie, owns() lets the
   // innermost scope, which sees the expiry first, claim it.

@@ -50,7 +50,7 @@ class EpollBackend final : public LinuxBackend {
   const char* name() const override { return "epoll"; }
 
   void poll_if_ready() override {
-    if (waiting_ == 0) return;
+    if (waiters_ == 0) return;
     if (port::now() - last_poll_ < kPollIntervalUs) return;
     collect(0);
   }

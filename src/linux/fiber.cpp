@@ -1,102 +1,30 @@
-// Fibers on Boost.Context's fcontext: make_fiber and switch_fiber of the port contract.
-//
-// Besides the registers, three pieces of per-thread state must follow a fiber:
-//  - the C++ runtime's exception globals (caught-exception stack, uncaught count), or a task
-//    that suspends inside a catch block would corrupt another task's `throw;`. Folly's fibers
-//    swap them the same way;
-//  - AddressSanitizer's idea of the current stack (fake stacks), when built with it;
-//  - ThreadSanitizer's fiber handle, when built with it.
-#include <boost/context/detail/fcontext.hpp>
+// Fibers on Boost.Context's fcontext: make_fiber of the port contract; switch_fiber is inline
+// in asyncio/linux/fiber_switch.hpp.
 #include <cxxabi.h>
 
 #include "asyncio/detail/port.hpp"
 #include "fiber_tracking.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define ASYNCIO_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-#define ASYNCIO_TSAN 1
-#endif
-
 namespace asyncio::detail {
 
-thread_local const Fiber* running_fiber = nullptr;
+constinit thread_local const Fiber* running_fiber = nullptr;
 
 namespace port {
+namespace linux_fiber {
+
+constinit thread_local ExceptionGlobals* exception_globals_cache = nullptr;
+
+ExceptionGlobals* load_exception_globals() noexcept {
+  exception_globals_cache = reinterpret_cast<ExceptionGlobals*>(abi::__cxa_get_globals());
+  return exception_globals_cache;
+}
+
+}  // namespace linux_fiber
+
 namespace {
 
-namespace fcontext = boost::context::detail;
-
-/// Mirrors libstdc++'s __cxa_eh_globals (unwind-cxx.h): the ABI has kept it stable.
-struct ExceptionGlobals {
-  void* caught_exceptions;
-  unsigned int uncaught_exceptions;
-};
-
-/// Cached per thread: __cxa_get_globals() lives in libstdc++.so and costs a __tls_get_addr
-/// call, a visible share of a ~20 ns switch; our own thread_local is a single load.
-ExceptionGlobals* exception_globals() {
-  thread_local ExceptionGlobals* globals = nullptr;
-  if (!globals) globals = reinterpret_cast<ExceptionGlobals*>(abi::__cxa_get_globals());
-  return globals;
-}
-
-/// What the switching side hands to the resumed side; lives on the switcher's stack.
-struct Switch {
-  Fiber* from;
-  Fiber* to;
-  bool from_finished;
-};
-
-void swap_exception_state(Fiber* from, Fiber* to) {
-  ExceptionGlobals* globals = exception_globals();
-  from->exception_state[0] = globals->caught_exceptions;
-  from->exception_state[1] = reinterpret_cast<void*>(static_cast<std::uintptr_t>(globals->uncaught_exceptions));
-  globals->caught_exceptions = to->exception_state[0];
-  globals->uncaught_exceptions =
-      static_cast<unsigned int>(reinterpret_cast<std::uintptr_t>(to->exception_state[1]));
-}
-
-void before_jump([[maybe_unused]] const Switch& s) {
-#ifdef ASYNCIO_ASAN
-  __sanitizer_start_switch_fiber(s.from_finished ? nullptr : &s.from->sanitizer_state[0],
-                                 s.to->stack.base, s.to->stack.size);
-#endif
-#ifdef ASYNCIO_TSAN
-  if (!s.from->sanitizer_state[1]) s.from->sanitizer_state[1] = __tsan_get_current_fiber();
-  __tsan_switch_to_fiber(s.to->sanitizer_state[1], 0);
-#endif
-}
-
-/// First thing on the resumed side: record where the switcher stopped.
-Fiber* after_jump(fcontext::transfer_t transfer) {
-  auto* s = static_cast<Switch*>(transfer.data);
-  s->from->context = transfer.fctx;
-#ifdef ASYNCIO_ASAN
-  const void* old_bottom = nullptr;
-  std::size_t old_size = 0;
-  __sanitizer_finish_switch_fiber(s->to->sanitizer_state[0], &old_bottom, &old_size);
-  if (!s->from->stack.base) {
-    // The thread's own stack: ASan just told us its bounds; keep them for switches back.
-    s->from->stack.base = const_cast<void*>(old_bottom);
-    s->from->stack.size = old_size;
-  }
-#endif
-#ifdef ASYNCIO_TSAN
-  if (s->from_finished && s->from->sanitizer_state[1]) {
-    __tsan_destroy_fiber(s->from->sanitizer_state[1]);
-    s->from->sanitizer_state[1] = nullptr;
-  }
-#endif
-  running_fiber = s->to;
-  return s->to;
-}
-
-void trampoline(fcontext::transfer_t transfer) {
-  Fiber* self = after_jump(transfer);
+void trampoline(linux_fiber::fcontext::transfer_t transfer) {
+  Fiber* self = linux_fiber::after_jump(transfer);
   self->entry(self);
   fatal("asyncio: a fiber entry function returned");
 }
@@ -105,17 +33,11 @@ void trampoline(fcontext::transfer_t transfer) {
 
 void make_fiber(Fiber* fiber) {
   void* top = static_cast<char*>(fiber->stack.base) + fiber->stack.size;
-  fiber->context = fcontext::make_fcontext(top, usable_stack_size(fiber->stack), &trampoline);
+  fiber->context =
+      linux_fiber::fcontext::make_fcontext(top, usable_stack_size(fiber->stack), &trampoline);
 #ifdef ASYNCIO_TSAN
   fiber->sanitizer_state[1] = __tsan_create_fiber(0);
 #endif
-}
-
-void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept {
-  swap_exception_state(from, to);
-  Switch s{from, to, from_finished};
-  before_jump(s);
-  after_jump(fcontext::jump_fcontext(to->context, &s));
 }
 
 }  // namespace port

@@ -51,7 +51,7 @@ void LinuxBackend::start_wait(int fd, unsigned events, TaskRecord* task) {
     slot = nullptr;
     throw;
   }
-  ++waiting_;
+  ++waiters_;
 }
 
 void LinuxBackend::cancel_wait(int fd, unsigned events, TaskRecord* task) {
@@ -59,7 +59,7 @@ void LinuxBackend::cancel_wait(int fd, unsigned events, TaskRecord* task) {
   TaskRecord*& slot = events == kPollRead ? entry.reader : entry.writer;
   if (slot != task) return;  // already delivered
   slot = nullptr;
-  --waiting_;
+  --waiters_;
   disarm(fd, entry, events, events == kPollRead ? entry.reader_token : entry.writer_token);
 }
 
@@ -82,7 +82,7 @@ void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int erro
     TaskRecord* task = *slot;
     if (!task || !(directions & direction)) continue;
     *slot = nullptr;
-    --waiting_;
+    --waiters_;
     task->io_error = error;
     loop_.wake_io(task, ready);
   }
@@ -97,7 +97,7 @@ void LinuxBackend::wait(Micros deadline) {
 
 bool LinuxBackend::busy_wait(Micros deadline) {
   wait_started_ = -1;
-  if (busy_poll_us_ <= 0 || waiting_ == 0 || low_power_) return false;
+  if (busy_poll_us_ <= 0 || waiters_ == 0 || low_power_) return false;
   wait_started_ = port::now();
   if (window_us_ <= 0) return false;  // adaptive, after a long wait: block at once
   Micros until = wait_started_ + window_us_;
@@ -226,7 +226,9 @@ unsigned wait_io(int fd, unsigned events) {
   if (events != POLL_RD && events != POLL_WR) {
     throw ValueError("wait_io: events must be POLL_RD or POLL_WR");
   }
-  auto& backend = static_cast<detail::LinuxBackend&>(loop.backend());
+  detail::DescriptorWaits* waits = loop.backend().descriptor_waits();
+  if (!waits) throw RuntimeError("wait_io: the loop's backend cannot wait on descriptors");
+  detail::DescriptorWaits& backend = *waits;
   backend.start_wait(fd, events, me);
   me->io_error = 0;
   try {
@@ -242,7 +244,7 @@ unsigned wait_io(int fd, unsigned events) {
 void abort_io(int fd, int error) {
   Loop* loop = Loop::running();
   if (!loop) return;  // no loop runs on this thread, so no task of it can wait
-  static_cast<detail::LinuxBackend&>(loop->backend()).abort(fd, error);
+  if (detail::DescriptorWaits* waits = loop->backend().descriptor_waits()) waits->abort(fd, error);
 }
 
 }  // namespace asyncio

@@ -19,16 +19,13 @@ struct FdWaiters {
   bool registered = false;         // epoll: the descriptor is in the interest list
 };
 
-class LinuxBackend : public IoBackend {
+class LinuxBackend : public IoBackend, public DescriptorWaits {
  public:
-  /// Registers `task` as waiting for `events` (kPollRead or kPollWrite) on `fd`.
-  /// Throws OSError (bad descriptor…) or RuntimeError (that direction already has a waiter).
-  void start_wait(int fd, unsigned events, TaskRecord* task);
-  /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
-  void cancel_wait(int fd, unsigned events, TaskRecord* task);
-  /// Ends the waits on `fd` (both directions): their wait_io throws OSError(error).
-  void abort(int fd, int error);
-  bool has_waiters() const override { return waiting_ > 0; }
+  DescriptorWaits* descriptor_waits() override { return this; }
+  void start_wait(int fd, unsigned events, TaskRecord* task) override;
+  void cancel_wait(int fd, unsigned events, TaskRecord* task) override;
+  /// Their wait_io throws OSError(error).
+  void abort(int fd, int error) override;
   /// Busy polls as Loop::set_busy_poll asks, then blocks (block()), then adapts the window of
   /// BusyPoll::kAdaptive to how long the whole wait took.
   void wait(Micros deadline) final;
@@ -75,7 +72,6 @@ class LinuxBackend : public IoBackend {
 
   Loop& loop_;
   std::vector<FdWaiters> fds_;
-  int waiting_ = 0;
   long saved_timer_slack_ns_ = -1;
 
  private:

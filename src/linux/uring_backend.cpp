@@ -79,7 +79,7 @@ class UringBackend final : public LinuxBackend {
     // Nothing to submit and no task waiting on a descriptor: no completion can matter (flags
     // come through the loop's own stack; the eventfd's only wakes a blocked wait). Skipping
     // the ring's shared words keeps the switch as cheap as on epoll.
-    if (waiting_ == 0 && !unsubmitted_) return;
+    if (waiters_ == 0 && !unsubmitted_) return;
     const bool work_pending = IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN;
     if (unsubmitted_ && (work_pending || port::now() - last_submit_ >= kSubmitIntervalUs)) {
       submit_and_collect();

@@ -19,6 +19,7 @@ using Micros = std::int64_t;
 namespace detail {
 
 struct TaskRecord;
+class Scheduler;
 
 /// The value a port writes at the far end of a task stack that has no guard page. The core
 /// checks it at every switch away from a task: an overwritten sentinel means the task
@@ -58,6 +59,23 @@ struct Fiber {
 /// Where a readiness mask comes from; MicroPython's MP_STREAM_POLL_* values.
 enum : unsigned { kPollRead = 0x0001, kPollWrite = 0x0004, kPollError = 0x0008, kPollHangup = 0x0010 };
 
+/// Waiting on the platform's descriptors (file descriptors on Linux): a capability a backend
+/// offers through IoBackend::descriptor_waits(); a port without descriptors offers none.
+class DescriptorWaits {
+ public:
+  /// Registers `task` as waiting for `events` (kPollRead or kPollWrite) on `fd`; the backend
+  /// wakes it with Loop::wake_io. Throws OSError (bad descriptor…) or RuntimeError (that
+  /// direction already has a waiter).
+  virtual void start_wait(int fd, unsigned events, TaskRecord* task) = 0;
+  /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
+  virtual void cancel_wait(int fd, unsigned events, TaskRecord* task) = 0;
+  /// Ends the waits on `fd` (both directions) with the errno `error`.
+  virtual void abort(int fd, int error) = 0;
+
+ protected:
+  ~DescriptorWaits() = default;
+};
+
 /// The I/O half of a port: polling without blocking, blocking until a deadline, and being
 /// woken from another thread, a signal handler or an interrupt.
 class IoBackend {
@@ -95,12 +113,19 @@ class IoBackend {
   virtual void wake() noexcept = 0;
 
   /// True when tasks wait on this backend (file descriptors): the loop must then not conclude
-  /// that nothing can ever happen.
-  virtual bool has_waiters() const = 0;
+  /// that nothing can ever happen. Not virtual: the switch path asks it.
+  bool has_waiters() const { return waiters_ > 0; }
 
   /// The finest grid (µs) on which the backend can end a wait without busy waiting: the loop
   /// never rounds a timer deadline to a finer one. 1 on Linux; a board's tick on a board.
   virtual Micros timer_resolution() const { return 1; }
+
+  /// Descriptor waits (wait_io, streams on descriptors), or null where the port has none.
+  virtual DescriptorWaits* descriptor_waits() { return nullptr; }
+
+ protected:
+  /// Tasks waiting on this backend's descriptors; a backend with descriptors keeps it.
+  int waiters_ = 0;
 };
 
 namespace port {
@@ -131,7 +156,11 @@ void make_fiber(Fiber* fiber);
 
 /// Saves the running context into `from` and resumes `to`. Returns when something switches
 /// back to `from`. `from_finished` says `from` will never be resumed (its stack may be reused).
+/// The Linux port defines it inline (asyncio/linux/fiber_switch.hpp, included at the end of
+/// this file): the scheduler's switch path then needs no LTO to reach the register switch.
+#if !defined(__linux__)
 void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept;
+#endif
 
 /// Called by the core once for each loop; returns the backend chosen for this platform.
 /// `requested` names one ("uring", "epoll", "auto"); empty lets the port decide (on Linux the
@@ -156,3 +185,7 @@ bool low_power_supported() noexcept;
 }  // namespace port
 }  // namespace detail
 }  // namespace asyncio
+
+#if defined(__linux__)
+#include "asyncio/linux/fiber_switch.hpp"
+#endif

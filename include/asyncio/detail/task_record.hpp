@@ -42,7 +42,7 @@ struct TaskRecord : Fiber {
   /// Runs the task's function and stores its value; exceptions propagate to the caller.
   virtual void invoke() = 0;
 
-  Loop* loop = nullptr;
+  Scheduler* scheduler = nullptr;  // the loop's scheduler
   TaskRecord* ready_next = nullptr;    // link in a ready FIFO
   Micros due = 0;                      // ready-queue key / timer deadline
   std::uint64_t sequence = 0;          // arrival order: ties between equal due times (docs/semantics.md#run-order)

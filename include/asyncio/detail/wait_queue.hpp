@@ -5,7 +5,8 @@
 #include "asyncio/detail/intrusive_list.hpp"
 #include "asyncio/detail/task_record.hpp"
 #include "asyncio/errors.hpp"
-#include "asyncio/loop.hpp"
+#include "asyncio/detail/registry.hpp"
+#include "asyncio/detail/scheduler.hpp"
 
 namespace asyncio::detail {
 
@@ -24,14 +25,11 @@ class WaitableDestroyed : public RuntimeError {
 /// Throws WaitableDestroyed naming the wait (`what`, e.g. "Event.wait"); out of line.
 [[noreturn, gnu::cold]] void throw_waitable_destroyed(const char* what);
 
-/// Throws RuntimeError("<what>: called outside a task"); out of line, off the hot paths.
-[[noreturn, gnu::cold]] void throw_outside_task(const char* what);
-
 /// The running task; RuntimeError naming `what` when called outside a task. Inline: sleep_ms(0)
 /// runs it at every switch.
 inline TaskRecord* running_task(const char* what) {
-  Loop* loop = Loop::running();
-  TaskRecord* task = loop ? loop->current() : nullptr;
+  Scheduler* scheduler = running_scheduler;
+  TaskRecord* task = scheduler ? scheduler->current() : nullptr;
   if (!task) [[unlikely]] throw_outside_task(what);
   return task;
 }
@@ -46,7 +44,7 @@ class WaitQueue {
   ~WaitQueue() {
     while (auto* node = static_cast<TaskWaitNode*>(waiters_.pop_front())) {
       node->object_gone = true;
-      node->task->loop->wake(node->task, WakeReason::kEvent);
+      node->task->scheduler->wake(node->task, WakeReason::kEvent);
     }
   }
 
@@ -70,7 +68,7 @@ class WaitQueue {
     node.task = running_task(what);
     waiters_.push_back(&node);
     try {
-      node.task->loop->suspend();
+      node.task->scheduler->suspend();
     } catch (...) {
       // Still linked: nobody woke us. Unlinked: a waker popped us and counts on us, unless
       // the object is gone (then there is nobody to pass anything to).
@@ -89,10 +87,10 @@ class WaitQueue {
   bool wake_one(BeforeWake&& before_wake) {
     auto* node = static_cast<TaskWaitNode*>(waiters_.front());
     if (!node) return false;
-    node->task->loop->check_thread("Event.set, Lock.release or another wake-up");
+    node->task->scheduler->check_thread("Event.set, Lock.release or another wake-up");
     node->unlink();
     before_wake(*node);
-    node->task->loop->wake(node->task, WakeReason::kEvent);
+    node->task->scheduler->wake(node->task, WakeReason::kEvent);
     return true;
   }
   bool wake_one() {
