@@ -214,6 +214,12 @@ class Loop {
   /// Before an enqueue: brings now_ up to date (cheaply where only the order needs it) and
   /// queues the timers that fell due, so that they go first.
   void stamp_time();
+  /// Every clock read of the loop goes through these two: a virtual-time backend
+  /// (asyncio/testing.hpp) replaces the port's clock with its own.
+  Micros read_clock() const { return virtual_clock_ ? *virtual_clock_ : detail::port::now(); }
+  Micros read_coarse_clock() const {
+    return virtual_clock_ ? *virtual_clock_ : detail::port::coarse_now();
+  }
 
   [[noreturn, gnu::cold]] static void throw_wrong_thread(const char* what);
   detail::TaskRecord* pick_next();
@@ -248,6 +254,7 @@ class Loop {
   detail::TaskRecord* finished_ = nullptr;  // stack to release after the next switch
   detail::TaskRecord* main_task_ = nullptr;
   Micros now_ = 0;
+  const Micros* virtual_clock_ = nullptr;  // the backend's, on virtual time
   std::uint64_t next_sequence_ = 0;
   std::uint64_t next_task_id_ = 1;
   std::size_t live_tasks_ = 0;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "asyncio/detail/duration.hpp"
+#include "asyncio/detail/virtual_backend.hpp"
 #include "asyncio/errors.hpp"
 #include "asyncio/pollable.hpp"
 #include "asyncio/task.hpp"
@@ -57,10 +58,11 @@ std::string describe(const std::exception_ptr& error) {
 
 Loop::Loop() : Loop(Options{}) {}
 
-Loop::Loop(Options options) : Loop(detail::port::make_backend(*this, options.backend.c_str())) {}
+Loop::Loop(Options options) : Loop(detail::make_backend(*this, options.backend.c_str())) {}
 
 Loop::Loop(std::unique_ptr<detail::IoBackend> backend) : backend_(std::move(backend)) {
-  now_ = detail::port::now();
+  virtual_clock_ = backend_->virtual_clock();
+  now_ = read_clock();
   ready_.set_fast_io(!default_roundrobin);
   if (default_low_power) power_mode(true);
 }
@@ -178,7 +180,7 @@ void Loop::renew(Options options) {
   close();
   // Made before anything is torn down: if it throws, this loop stays as it was.
   std::unique_ptr<detail::IoBackend> backend =
-      detail::port::make_backend(*this, options.backend.c_str());
+      detail::make_backend(*this, options.backend.c_str());
   // MicroPython's handler belongs to the Loop class, so a new loop keeps it.
   ExceptionHandler handler = std::move(exception_handler_);
   // Same type, same storage: every pointer and reference to this loop now names the new one.
@@ -256,7 +258,7 @@ inline void Loop::poll_sources() {
 }
 
 void Loop::advance_timers() {
-  now_ = detail::port::now();
+  now_ = read_clock();
   expire_timers();
 }
 
@@ -279,7 +281,7 @@ inline void Loop::stamp_time() {
   // while no task waits on I/O or a flag: then no task can be queued as I/O-woken, and the
   // read stays off the plain switch path.
   if (ready_.fast_io() && (external_waiters_ != 0 || !pollables_.empty() || backend_->has_waiters())) {
-    now_ = std::max(now_, detail::port::coarse_now());
+    now_ = std::max(now_, read_coarse_clock());
   }
   // Timers that fell due queue ahead of what is enqueued now (docs/semantics.md#run-order).
   if (!timers_.empty()) advance_timers();
@@ -312,7 +314,7 @@ void Loop::wait_for_events() {
   if (!pollables_.empty()) {
     // A fresh reading: without timers nothing else refreshes now_, and a stale one would put
     // poll_at in the past, so that the loop spins instead of waiting.
-    now_ = detail::port::now();
+    now_ = read_clock();
     const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);
     if (deadline < 0 || poll_at < deadline) deadline = poll_at;
   }
@@ -336,7 +338,7 @@ void Loop::wait_for_events() {
 
 void Loop::note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end) {
   poll_sources();  // flags are delivered here, not by the backend
-  now_ = detail::port::now();
+  now_ = read_clock();
   // While I/O keeps arriving, wait on it only at slot boundaries; a quiet slot ends that, so
   // an idle loop goes back to blocking with no wake-ups at all. A batching sleep that ended a
   // little before its boundary has still closed that slot: the next batch runs to the one after.
