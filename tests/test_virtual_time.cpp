@@ -209,3 +209,12 @@ TEST_CASE("testing::run gives the thread an ordinary loop back") {
   if (requested && std::string(requested) == "virtual") return;  // then every loop is virtual
   CHECK_FALSE(testing::active());
 }
+
+TEST_CASE("the README's example: a timeout fires at exactly its virtual time") {
+  asyncio::testing::run([] {
+    asyncio::ThreadSafeFlag reply;
+    asyncio::testing::set_flag_at(reply, 1500ms);  // the device answers at 1.5 s, as an interrupt
+    CHECK_THROWS_AS(asyncio::wait_for_ms([&] { reply.wait(); }, 1000), asyncio::TimeoutError);
+    CHECK(asyncio::testing::now() == 1000ms);      // exactly: no margin, no flake
+  });
+}
