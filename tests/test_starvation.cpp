@@ -109,7 +109,7 @@ TEST_CASE("fast I/O: a ThreadSafeFlag storm delays a normal task by the bound, n
   CHECK(result.storm_wakes >= 5);  // a storm did run (few wakes if the machine is loaded)
 }
 
-TEST_CASE("fast I/O: a pipe storm delays a normal task by the bound, not forever") {
+TEST_CASE("fast I/O: a pipe storm delays a normal task by the bound, not forever" * doctest::test_suite("os")) {
   const auto result = run_storm<PipePair>(true, 50'000);
   INFO("lateness " << result.lateness_ms << " ms, storm wakes " << result.storm_wakes);
   CHECK(result.lateness_ms >= 40.0);

@@ -227,6 +227,9 @@ unsigned wait_io(int fd, unsigned events) {
   if (events != POLL_RD && events != POLL_WR) {
     throw ValueError("wait_io: events must be POLL_RD or POLL_WR");
   }
+  if (loop.backend().virtual_clock()) {
+    throw RuntimeError("wait_io: a loop on virtual time has no file descriptors; use a real loop");
+  }
   auto& backend = static_cast<detail::LinuxBackend&>(loop.backend());
   backend.start_wait(fd, events, me);
   me->io_error = 0;
@@ -242,7 +245,8 @@ unsigned wait_io(int fd, unsigned events) {
 
 void abort_io(int fd, int error) {
   Loop* loop = Loop::running();
-  if (!loop) return;  // no loop runs on this thread, so no task of it can wait
+  // No loop runs on this thread, or one on virtual time: no task of it can wait on fd.
+  if (!loop || loop->backend().virtual_clock()) return;
   static_cast<detail::LinuxBackend&>(loop->backend()).abort(fd, error);
 }
 
