@@ -11,7 +11,6 @@
 #include <string>
 
 #include "asyncio/detail/duration.hpp"
-#include "asyncio/detail/virtual_backend.hpp"
 #include "asyncio/errors.hpp"
 #include "asyncio/pollable.hpp"
 #include "asyncio/task.hpp"
@@ -58,7 +57,7 @@ std::string describe(const std::exception_ptr& error) {
 
 Loop::Loop() : Loop(Options{}) {}
 
-Loop::Loop(Options options) : Loop(detail::make_backend(*this, options.backend.c_str())) {}
+Loop::Loop(Options options) : Loop(detail::port::make_backend(*this, options.backend.c_str())) {}
 
 Loop::Loop(std::unique_ptr<detail::IoBackend> backend) : backend_(std::move(backend)) {
   virtual_clock_ = backend_->virtual_clock();
@@ -180,7 +179,7 @@ void Loop::renew(Options options) {
   close();
   // Made before anything is torn down: if it throws, this loop stays as it was.
   std::unique_ptr<detail::IoBackend> backend =
-      detail::make_backend(*this, options.backend.c_str());
+      detail::port::make_backend(*this, options.backend.c_str());
   // MicroPython's handler belongs to the Loop class, so a new loop keeps it.
   ExceptionHandler handler = std::move(exception_handler_);
   // Same type, same storage: every pointer and reference to this loop now names the new one.

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <string>
-#include <string_view>
 #include <utility>
 
 #include "asyncio/detail/duration.hpp"
@@ -19,11 +18,6 @@ namespace detail {
 
 std::unique_ptr<IoBackend> make_virtual_backend(Loop& loop) {
   return std::make_unique<VirtualBackend>(loop);
-}
-
-std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested) {
-  if (requested && std::string_view(requested) == "virtual") return make_virtual_backend(loop);
-  return port::make_backend(loop, requested);
 }
 
 void VirtualBackend::wait(Micros deadline) {

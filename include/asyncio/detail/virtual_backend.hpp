@@ -52,8 +52,8 @@ class VirtualBackend final : public IoBackend {
   TaskRecord* idle_waiter_ = nullptr;
 };
 
-/// Loop::Options::backend "virtual" gives a VirtualBackend; any other name goes to the port.
-std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested);
+/// What a port's make_backend returns for the name "virtual" (the Linux port does; a board
+/// port that leaves it out keeps the virtual backend out of its image).
 std::unique_ptr<IoBackend> make_virtual_backend(Loop& loop);
 
 }  // namespace asyncio::detail
