@@ -14,6 +14,7 @@
 #include <asyncio/sync.hpp>
 #include <asyncio/task.hpp>
 #include <asyncio/task_group.hpp>
+#include <asyncio/testing.hpp>
 #include <asyncio/threadsafe_flag.hpp>
 #include <asyncio/timeout.hpp>
 #include <asyncio/version.hpp>

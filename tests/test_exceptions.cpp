@@ -116,7 +116,7 @@ TEST_CASE("a std::exception in a detached task does not leave run()") {
   CHECK(calls.contexts.size() == 1);
 }
 
-TEST_CASE("SIGINT during run() cancels every task, then raises KeyboardInterrupt") {
+TEST_CASE("SIGINT during run() cancels every task, then raises KeyboardInterrupt" * doctest::test_suite("os")) {
   test::fresh_loop();
   // run() takes SIGINT only from the default disposition; doctest installs a crash handler.
   struct sigaction doctest_handler {};
@@ -141,7 +141,7 @@ TEST_CASE("SIGINT during run() cancels every task, then raises KeyboardInterrupt
   sigaction(SIGINT, &doctest_handler, nullptr);
 }
 
-TEST_CASE("a program's own SIGINT handler is left alone by run()") {
+TEST_CASE("a program's own SIGINT handler is left alone by run()" * doctest::test_suite("os")) {
   test::fresh_loop();
   static volatile std::sig_atomic_t seen = 0;
   struct sigaction own {};

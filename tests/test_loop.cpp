@@ -237,7 +237,7 @@ TEST_CASE("replacing a loop that still has suspended tasks is safe") {
   CHECK(asyncio::run([] { return 2; }) == 2);
 }
 
-TEST_CASE("each thread has its own loop") {
+TEST_CASE("each thread has its own loop" * doctest::test_suite("os")) {
   test::fresh_loop();
   int other_result = 0;
   asyncio::Loop* other_loop = nullptr;

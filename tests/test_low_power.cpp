@@ -90,7 +90,7 @@ TEST_CASE("low power keeps S1 and S2 ordering: sleep_ms(0) round-robin, fast I/O
   CHECK(log == Log{"x", "y", "io", "x", "y"});
 }
 
-TEST_CASE("low power: every byte of a pipe written by a thread arrives, within the slot") {
+TEST_CASE("low power: every byte of a pipe written by a thread arrives, within the slot" * doctest::test_suite("os")) {
   test::fresh_loop();
   test::Pipe pipe;
   constexpr int kBytes = 200;
@@ -118,7 +118,7 @@ TEST_CASE("low power: every byte of a pipe written by a thread arrives, within t
   CHECK(worst_ms <= kSlotMs + kSlack);
 }
 
-TEST_CASE("low power: no ThreadSafeFlag set from another thread is lost") {
+TEST_CASE("low power: no ThreadSafeFlag set from another thread is lost" * doctest::test_suite("os")) {
   test::fresh_loop();
   asyncio::ThreadSafeFlag ping;
   asyncio::ThreadSafeFlag pong;
@@ -145,7 +145,7 @@ TEST_CASE("low power: no ThreadSafeFlag set from another thread is lost") {
   CHECK(served == kRounds);
 }
 
-TEST_CASE("low power: flags set at 1 kHz cost about one wake-up per 20 ms slot") {
+TEST_CASE("low power: flags set at 1 kHz cost about one wake-up per 20 ms slot" * doctest::test_suite("os")) {
   // Voluntary context switches of the loop thread are its sleeps: preemption on a loaded
   // machine does not count. One per slot is the design (21-23 measured); a slot that starts
   // quiet adds its blocking wait. Waking per set would be ~400; a batching sleep that ends
@@ -179,7 +179,7 @@ TEST_CASE("low power: flags set at 1 kHz cost about one wake-up per 20 ms slot")
   CHECK(static_cast<double>(wakeups) <= 1.5 * slots + 4);
 }
 
-TEST_CASE("low power: an idle loop waiting on a flag is woken by a set after a quiet spell") {
+TEST_CASE("low power: an idle loop waiting on a flag is woken by a set after a quiet spell" * doctest::test_suite("os")) {
   test::fresh_loop();
   asyncio::ThreadSafeFlag flag;
   double waited_ms = 0;

@@ -137,12 +137,12 @@ TEST_CASE("round-robin is the default mode") {
   CHECK(asyncio::roundrobin());
 }
 
-TEST_CASE("fast I/O: a task woken by a pipe runs before the other pending tasks") {
+TEST_CASE("fast I/O: a task woken by a pipe runs before the other pending tasks" * doctest::test_suite("os")) {
   PipeSource source;
   CHECK(run_scenario(true, source) == kFastIoOrder);
 }
 
-TEST_CASE("round-robin: a task woken by a pipe runs behind the tasks already due") {
+TEST_CASE("round-robin: a task woken by a pipe runs behind the tasks already due" * doctest::test_suite("os")) {
   PipeSource source;
   check_round_robin_order(run_scenario(false, source));
 }
@@ -157,23 +157,23 @@ TEST_CASE("round-robin: a task woken by a ThreadSafeFlag runs behind the tasks a
   check_round_robin_order(run_scenario(false, source));
 }
 
-TEST_CASE("fast I/O: a flag set by another thread is seen at the next switch") {
+TEST_CASE("fast I/O: a flag set by another thread is seen at the next switch" * doctest::test_suite("os")) {
   // The loop is busy (never blocks), so only the per-switch check can notice the set.
   ThreadFlagSource source;
   CHECK(run_scenario(true, source) == kFastIoOrder);
 }
 
-TEST_CASE("round-robin: a flag set by another thread queues the waiter behind due tasks") {
+TEST_CASE("round-robin: a flag set by another thread queues the waiter behind due tasks" * doctest::test_suite("os")) {
   ThreadFlagSource source;
   check_round_robin_order(run_scenario(false, source));
 }
 
-TEST_CASE("fast I/O: a pipe written by another thread is seen at the next switch") {
+TEST_CASE("fast I/O: a pipe written by another thread is seen at the next switch" * doctest::test_suite("os")) {
   ThreadPipeSource source;
   CHECK(run_scenario(true, source) == kFastIoOrder);
 }
 
-TEST_CASE("round-robin: a pipe written by another thread queues the reader behind due tasks") {
+TEST_CASE("round-robin: a pipe written by another thread queues the reader behind due tasks" * doctest::test_suite("os")) {
   ThreadPipeSource source;
   check_round_robin_order(run_scenario(false, source));
 }
@@ -213,7 +213,7 @@ TEST_CASE("fast I/O: tasks woken by flags at one switch run first, in the order 
   CHECK(log == Log{"P0.0", "W2", "W0", "W1", "P1.0", "P2.0", "P0.1", "P1.1", "P2.1"});
 }
 
-TEST_CASE("fast I/O: tasks woken by pipes at one switch all run before the pending tasks") {
+TEST_CASE("fast I/O: tasks woken by pipes at one switch all run before the pending tasks" * doctest::test_suite("os")) {
   // The order among them is the order the kernel reports readiness, so only the grouping is
   // asserted here; the flag test above checks FIFO order.
   test::fresh_loop();

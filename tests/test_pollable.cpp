@@ -236,7 +236,7 @@ TEST_CASE("several tasks wait on several pollables and each wakes on its own") {
   CHECK(log == Log{"T2", "T1", "T0"});
 }
 
-TEST_CASE("a pollable waiter coexists with timers and file descriptors") {
+TEST_CASE("a pollable waiter coexists with timers and file descriptors" * doctest::test_suite("os")) {
   test::fresh_loop();
   MillisecTimer timer;
   test::Pipe pipe;
@@ -262,7 +262,7 @@ TEST_CASE("a pollable waiter coexists with timers and file descriptors") {
   CHECK(log == Log{"sleep", "device", "pipe"});
 }
 
-TEST_CASE("a task waiting only on a pollable, with no timer pending, does not spin the loop") {
+TEST_CASE("a task waiting only on a pollable, with no timer pending, does not spin the loop" * doctest::test_suite("os")) {
   // Regression: the wait deadline came from a stale clock reading, so the loop polled in a
   // tight loop; a 200 ms wait burnt ~125 ms of CPU. Polling every 1 ms costs a few ms.
   test::fresh_loop();

@@ -1,9 +1,11 @@
 // Helpers shared by the behavioural tests: a fresh loop per test case, event logs, pipes,
 // busy-waiting and elapsed-time measurement.
 //
-// Every test executable is run twice by Meson, with ASYNCIO_BACKEND=epoll and
-// ASYNCIO_BACKEND=uring; a loop created with default options reads that variable, so the same
-// assertions run on both backends.
+// Meson runs each test executable with ASYNCIO_BACKEND set: "virtual" for the core's
+// behaviour (suite core, on virtual time: asyncio/testing.hpp), "epoll" and "uring" for what
+// needs the OS (suite linux). A loop created with default options reads that variable. On
+// virtual time, test::Clock reads the virtual clock and spin_for() advances it, so the same
+// measurements become exact.
 #pragma once
 
 #include <dirent.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <asyncio/asyncio.hpp>
+#include <asyncio/testing.hpp>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -65,7 +68,21 @@ inline asyncio::Loop& fresh_loop() {
   return loop;
 }
 
-using Clock = std::chrono::steady_clock;
+/// steady_clock, or the virtual clock while the thread's loop runs on virtual time.
+struct Clock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<Clock>;
+  static constexpr bool is_steady = true;
+  static time_point now() {
+    if (asyncio::testing::active()) return time_point(asyncio::testing::now());
+    return time_point(std::chrono::steady_clock::now().time_since_epoch());
+  }
+};
+
+/// True when the thread's loop runs on virtual time (suite core).
+inline bool on_virtual_time() { return asyncio::testing::active(); }
 
 inline double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -87,6 +104,7 @@ inline constexpr double kClockResolutionMs = 0.001;
 /// Blocks the calling task (and so the whole loop) without yielding: a stand-in for
 /// synchronous work, like the seed's time.sleep_ms(5).
 inline void spin_for(std::chrono::microseconds duration) {
+  if (on_virtual_time()) return asyncio::testing::advance(duration);
   const auto end = Clock::now() + duration;
   while (Clock::now() < end) {
   }

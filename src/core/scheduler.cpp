@@ -25,7 +25,8 @@ void throw_scope_expiry(TaskRecord* me) {
 
 Scheduler::Scheduler(Loop& loop, std::unique_ptr<IoBackend> backend)
     : backend_(std::move(backend)), loop_(loop) {
-  now_ = port::now();
+  virtual_clock_ = backend_->virtual_clock();
+  now_ = read_clock();
 }
 
 Scheduler::~Scheduler() {
@@ -186,7 +187,7 @@ void Scheduler::expire_timers() {
 }
 
 void Scheduler::advance_timers() {
-  now_ = port::now();
+  now_ = read_clock();
   expire_timers();
 }
 
@@ -218,7 +219,7 @@ void Scheduler::wait_for_events() {
   if (!pollables_.empty()) {
     // A fresh reading: without timers nothing else refreshes now_, and a stale one would put
     // poll_at in the past, so that the loop spins instead of waiting.
-    now_ = port::now();
+    now_ = read_clock();
     const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);
     if (deadline < 0 || poll_at < deadline) deadline = poll_at;
   }
@@ -242,7 +243,7 @@ void Scheduler::wait_for_events() {
 
 void Scheduler::note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end) {
   poll_sources();  // flags are delivered here, not by the backend
-  now_ = port::now();
+  now_ = read_clock();
   // While I/O keeps arriving, wait on it only at slot boundaries; a quiet slot ends that, so
   // an idle loop goes back to blocking with no wake-ups at all. A batching sleep that ended a
   // little before its boundary has still closed that slot: the next batch runs to the one after.

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "asyncio/detail/virtual_backend.hpp"
 #include "asyncio/errors.hpp"
 #include "asyncio/io.hpp"
 #include "asyncio/net.hpp"
@@ -190,11 +191,12 @@ std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested) {
     name = environment && *environment ? environment : "auto";
   }
   if (name == "epoll") return std::unique_ptr<IoBackend>(make_epoll_backend(loop));
+  if (name == "virtual") return make_virtual_backend(loop);
   if (name == "uring" || name == "io_uring") {
     return std::unique_ptr<IoBackend>(make_uring_backend(loop));
   }
   if (name != "auto") {
-    throw ValueError("unknown backend '" + name + "': expected auto, uring or epoll");
+    throw ValueError("unknown backend '" + name + "': expected auto, uring, epoll or virtual");
   }
   try {
     return std::unique_ptr<IoBackend>(make_uring_backend(loop));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <asyncio/asyncio.hpp>
+#include <asyncio/testing.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -89,9 +90,10 @@ inline std::int64_t took(std::int64_t measured_ms, std::int64_t nominal_ms) {
   return (measured_ms + 50) / 100 * 100;
 }
 
-/// MicroPython's time.ticks_ms() on the steady clock.
+/// MicroPython's time.ticks_ms() on the steady clock, or on the virtual one (suite core).
 inline std::int64_t ticks_ms() {
   using namespace std::chrono;
+  if (asyncio::testing::active()) return duration_cast<milliseconds>(asyncio::testing::now()).count();
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 

@@ -198,6 +198,10 @@ class Scheduler {
   /// An exception that is not a std::exception ended a task: stop, and raise it out of run().
   void escape(TaskRecord* task);
   void propagate_escape();
+  /// Every clock read of the scheduler goes through these two: a virtual-time backend
+  /// (asyncio/testing.hpp) replaces the port's clock with its own.
+  Micros read_clock() const { return virtual_clock_ ? *virtual_clock_ : port::now(); }
+  Micros read_coarse_clock() const { return virtual_clock_ ? *virtual_clock_ : port::coarse_now(); }
 
   // What the switch path touches comes first.
   ReadyQueue ready_;
@@ -207,6 +211,7 @@ class Scheduler {
   TaskRecord* finished_ = nullptr;  // stack to release after the next switch
   std::unique_ptr<IoBackend> backend_;
   Micros now_ = 0;
+  const Micros* virtual_clock_ = nullptr;  // the backend's, on virtual time
   int external_waiters_ = 0;
   bool stop_requested_ = false;
   bool clock_fresh_ = false;     // now_ was read by refresh_time() since the last pick
@@ -241,7 +246,7 @@ inline void Scheduler::stamp_time() {
   // while no task waits on I/O or a flag: then no task can be queued as I/O-woken, and the
   // read stays off the plain switch path.
   if (ready_.fast_io() && (external_waiters_ != 0 || !pollables_.empty() || backend_->has_waiters())) {
-    const Micros coarse = port::coarse_now();
+    const Micros coarse = read_coarse_clock();
     if (coarse > now_) now_ = coarse;
   }
   // Timers that fell due queue ahead of what is enqueued now (docs/semantics.md#run-order).
