@@ -66,12 +66,14 @@ void VirtualBackend::at(Micros at, std::function<void()> event) {
   loop_.check_thread("asyncio::testing::at");
   if (!event) throw ValueError("at: the event is an empty function");
   events_.emplace(at, std::move(event));
+  waiters_ = static_cast<int>(events_.size());
 }
 
 void VirtualBackend::run_due_events() {
   // One at a time: an event may add others.
   while (!events_.empty() && events_.begin()->first <= now_) {
     auto node = events_.extract(events_.begin());
+    waiters_ = static_cast<int>(events_.size());
     try {
       node.mapped()();
     } catch (...) {

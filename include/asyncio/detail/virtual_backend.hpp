@@ -26,8 +26,6 @@ class VirtualBackend final : public IoBackend {
   void wait(Micros deadline) override;
   void sleep_without_io(Micros deadline, bool timer_due) override;
   void wake() noexcept override { woken_.store(true); }
-  /// Scripted events still to come keep the loop from concluding that nothing can happen.
-  bool has_waiters() const override { return !events_.empty(); }
   const Micros* virtual_clock() const noexcept override { return &now_; }
 
   Micros now() const { return now_; }
@@ -47,6 +45,8 @@ class VirtualBackend final : public IoBackend {
 
   Loop& loop_;
   Micros now_ = 0;
+  // Scripted events still to come count as waiters_: they keep the loop from concluding that
+  // nothing can happen.
   std::multimap<Micros, std::function<void()>> events_;
   std::atomic<bool> woken_{false};
   TaskRecord* idle_waiter_ = nullptr;
