@@ -3,7 +3,10 @@
 //  echo             requests/s and p99 round trip of an echo server at 1, 100 and 1,000
 //                   connections: asyncio on io_uring ("uring"), asyncio on epoll ("epoll") and a
 //                   Boost.Asio server of the same shape ("boost_asio", bench/echo_asio.hpp), all
-//                   loaded by the same client (bench/echo_load.hpp, io_uring). Also asyncio on
+//                   loaded by the same client (bench/echo_load.hpp, io_uring), and the ceiling:
+//                   an echo server written straight on liburing ("raw_uring",
+//                   bench/echo_raw_uring.hpp: multishot accept, multishot receive into a
+//                   provided buffer ring, no library). Also asyncio on
 //                   io_uring with Loop::set_busy_poll(--busy-poll-us, 200 µs)
 //                   ("uring_busy_poll"): it spins on the ring before blocking, so a request
 //                   that arrives within the window is answered without a sleep and a wake-up,
@@ -31,7 +34,8 @@
 //                   (larger than the socket buffer: the rest is borrowed and drain() waits).
 //
 // With --json every point is one line:
-//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"uring_busy_poll"|"uring_adaptive",
+//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"raw_uring"|"uring_busy_poll"|
+//            "uring_adaptive",
 //    "connections":N,"requests_per_sec":X,"p99_us":X,"server_cpu_us_per_request":X,
 //    "busy_poll_us":N}   (busy_poll_us: the window, or the adaptive window's ceiling)
 //   {"bench":"echo_under_load","mode":"roundrobin"|"fast_io"|"busy_poll_floor","p99_ms":X,
@@ -62,6 +66,7 @@
 #include "bench_util.hpp"
 #include "echo_asio.hpp"
 #include "echo_load.hpp"
+#include "echo_raw_uring.hpp"
 
 // ---- Counting allocations: every operator new of the process goes through here ----
 
@@ -150,7 +155,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: echo [--json] [--quick] [--rounds 5] [--seconds 0.6] [--connections 1,100,1000]\n"
-    "            [--size 64] [--impl uring,epoll,boost_asio,uring_busy_poll,uring_adaptive]\n"
+    "            [--size 64]\n"
+    "            [--impl uring,epoll,boost_asio,raw_uring,uring_busy_poll,uring_adaptive]\n"
     "            [--busy-poll-us 200]\n"
     "            [--client-engine auto|uring|epoll] [--under-load-client spin|block]\n"
     "            [--parts echo,echo_under_load,write_nocopy] [--load-connections 6]\n"
@@ -364,6 +370,15 @@ void run_echo(const Settings& settings) {
     asio_server = std::make_unique<echo_bench::AsioEchoServer>();
     impls.push_back(echo_impl("boost_asio", *asio_server));
   }
+  std::unique_ptr<echo_bench::RawUringEchoServer> raw_server;
+  if (bench::selected(settings.impl_filter, "raw_uring")) {
+    try {
+      raw_server = std::make_unique<echo_bench::RawUringEchoServer>();
+      impls.push_back(echo_impl("raw_uring", *raw_server));
+    } catch (const std::runtime_error& error) {
+      std::fprintf(stderr, "echo: no raw_uring peer: %s\n", error.what());
+    }
+  }
   // The busy-polling servers: io_uring with a fixed window, and with an adaptive one.
   const std::pair<const char*, asyncio::BusyPoll> busy_pollers[] = {
       {"uring_busy_poll", asyncio::BusyPoll::kFixed},
@@ -468,6 +483,11 @@ void run_echo(const Settings& settings) {
   for (const auto& impl : impls) {
     if (impl.name != "boost_asio" && asio_server) headers.push_back(impl.name + "/asio");
   }
+  // The ceiling: what share of the raw liburing server's throughput each asyncio server gets.
+  auto is_asyncio = [](const std::string& name) { return name != "boost_asio" && name != "raw_uring"; };
+  for (const auto& impl : impls) {
+    if (is_asyncio(impl.name) && raw_server) headers.push_back(impl.name + "/raw");
+  }
   for (const auto& impl : impls) headers.push_back(impl.name + " p99 us");
   for (const auto& impl : impls) headers.push_back(impl.name + " CPU us/req");
   bench::Table table(headers);
@@ -480,6 +500,14 @@ void run_echo(const Settings& settings) {
       if (impl.name != "boost_asio" && asio_server) {
         row.push_back(bench::fixed(figure(impl.name, connections, Figure::kThroughput) /
                                        figure("boost_asio", connections, Figure::kThroughput),
+                                   2) +
+                      "x");
+      }
+    }
+    for (const auto& impl : impls) {
+      if (is_asyncio(impl.name) && raw_server) {
+        row.push_back(bench::fixed(figure(impl.name, connections, Figure::kThroughput) /
+                                       figure("raw_uring", connections, Figure::kThroughput),
                                    2) +
                       "x");
       }
