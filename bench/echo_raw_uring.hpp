@@ -6,6 +6,7 @@
 // single-threaded io_uring server can do here, so asyncio's figures are read against it.
 #pragma once
 
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
@@ -23,8 +24,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <liburing.h>
 
 #include "echo_asio.hpp"
 
@@ -129,8 +128,8 @@ class RawUringEchoServer {
     if (result < 0) fail("io_uring_queue_init", -result);
     io_uring_register_ring_fd(&ring_);  // an optimisation: fine without it
     const std::size_t ring_bytes = kBuffers * sizeof(io_uring_buf);
-    void* memory = mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                        -1, 0);
+    void* memory =
+        mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (memory == MAP_FAILED) {
       const int error = errno;
       io_uring_queue_exit(&ring_);
@@ -212,7 +211,8 @@ class RawUringEchoServer {
     while (!stopping_) {
       io_uring_cqe* cqe = nullptr;
       const int result = io_uring_submit_and_wait(&ring_, 1);
-      if (result < 0 && result != -EINTR && result != -ETIME) fail("io_uring_submit_and_wait", -result);
+      if (result < 0 && result != -EINTR && result != -ETIME)
+        fail("io_uring_submit_and_wait", -result);
       unsigned head;
       unsigned seen = 0;
       io_uring_for_each_cqe(&ring_, head, cqe) {

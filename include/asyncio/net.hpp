@@ -11,6 +11,10 @@
 
 namespace asyncio {
 
+namespace detail {
+struct StreamOp;
+}
+
 /// A socket, pipe, FIFO or terminal as a StreamDevice. The descriptor is made non-blocking.
 /// Sockets are written with MSG_NOSIGNAL; for other descriptors SIGPIPE is ignored process-wide
 /// the first time one is wrapped (as CPython does at start-up), so a closed peer is always
@@ -34,9 +38,15 @@ class FdDevice final : public StreamDevice {
   bool is_socket() const noexcept { return socket_; }
 
  private:
+  std::ptrdiff_t receive_natively(std::span<std::byte> buf);
+  std::ptrdiff_t send_natively(std::span<const std::byte> buf);
+
   int fd_;
   bool own_;
   bool socket_;
+  // A socket on io_uring receives and sends through the ring into these (src/linux/).
+  detail::StreamOp* receiving_ = nullptr;
+  detail::StreamOp* sending_ = nullptr;
 };
 
 /// A Stream over a descriptor (see FdDevice): `open_fd(pipe_fds[0])`.
