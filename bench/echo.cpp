@@ -3,7 +3,12 @@
 //  echo             requests/s and p99 round trip of an echo server at 1, 100 and 1,000
 //                   connections: asyncio on io_uring ("uring"), asyncio on epoll ("epoll") and a
 //                   Boost.Asio server of the same shape ("boost_asio", bench/echo_asio.hpp), all
-//                   loaded by one client (tools/loadgen/echo_load.hpp, io_uring). Also asyncio on
+//                   loaded by the same client (tools/loadgen/echo_load.hpp, io_uring), and the ceiling:
+//                   an echo server written straight on liburing ("raw_uring",
+//                   bench/echo_raw_uring.hpp: multishot accept, multishot receive into a
+//                   provided buffer ring, no library). "uring_2loops": two asyncio loops on
+//                   io_uring, one thread each, serving one port (start_server's reuse_port;
+//                   its CPU is both threads'). Also asyncio on
 //                   io_uring with Loop::set_busy_poll(--busy-poll-us, 200 µs)
 //                   ("uring_busy_poll"): it spins on the ring before blocking, so a request
 //                   that arrives within the window is answered without a sleep and a wake-up,
@@ -31,9 +36,11 @@
 //                   (larger than the socket buffer: the rest is borrowed and drain() waits).
 //
 // With --json every point is one line:
-//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"uring_busy_poll"|"uring_adaptive",
+//   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"raw_uring"|"uring_2loops"|
+//            "uring_busy_poll"|"uring_adaptive",
 //    "connections":N,"requests_per_sec":X,"p99_us":X,"server_cpu_us_per_request":X,
-//    "busy_poll_us":N}   (busy_poll_us: the window, or the adaptive window's ceiling)
+//    "busy_poll_us":N,"vs_boost_asio":X,"vs_raw_uring":X}   (busy_poll_us: the window, or the
+//    adaptive window's ceiling; vs_*: requests/s over that server's, null when not run)
 //   {"bench":"echo_under_load","mode":"roundrobin"|"fast_io"|"busy_poll_floor","p99_ms":X,
 //    "p50_ms":X,"p99_over_floor_ms":X,"p99_pooled_ms":X,"rounds":N}
 //   {"bench":"write_nocopy","allocations_per_write":X}   (the worst backend)
@@ -62,6 +69,7 @@
 #include "bench_util.hpp"
 #include "echo_asio.hpp"
 #include "echo_load.hpp"
+#include "echo_raw_uring.hpp"
 
 // ---- Counting allocations: every operator new of the process goes through here ----
 
@@ -150,7 +158,9 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: echo [--json] [--quick] [--rounds 5] [--seconds 0.6] [--connections 1,100,1000]\n"
-    "            [--size 64] [--impl uring,epoll,boost_asio,uring_busy_poll,uring_adaptive]\n"
+    "            [--size 64]\n"
+    "            [--impl uring,epoll,boost_asio,raw_uring,uring_2loops,uring_busy_poll,\n"
+    "                    uring_adaptive]\n"
     "            [--busy-poll-us 200]\n"
     "            [--client-engine auto|uring|epoll] [--under-load-client spin|block]\n"
     "            [--parts echo,echo_under_load,write_nocopy] [--load-connections 6]\n"
@@ -184,6 +194,8 @@ class AsyncioEchoServer {
     int busy_us = 1000;
     asyncio::Micros busy_poll_us = 0;  // Loop::set_busy_poll
     asyncio::BusyPoll busy_poll_mode = asyncio::BusyPoll::kFixed;
+    bool reuse_port = false;  // SO_REUSEPORT: another server's loop may share the port
+    std::uint16_t port = 0;   // 0: a free one
   };
 
   explicit AsyncioEchoServer(Config config) {
@@ -219,7 +231,7 @@ class AsyncioEchoServer {
       asyncio::run([&] {
         asyncio::Server server =
             asyncio::start_server([this](asyncio::Stream stream, asyncio::Stream) { echo(stream); },
-                                  "127.0.0.1", 0, kBacklog);
+                                  "127.0.0.1", config.port, kBacklog, config.reuse_port);
         std::vector<asyncio::Task<void>> busy;
         for (int i = 0; i < config.busy_tasks; ++i) {
           busy.push_back(asyncio::create_task(busy_task, config.busy_us));
@@ -364,6 +376,15 @@ void run_echo(const Settings& settings) {
     asio_server = std::make_unique<echo_bench::AsioEchoServer>();
     impls.push_back(echo_impl("boost_asio", *asio_server));
   }
+  std::unique_ptr<echo_bench::RawUringEchoServer> raw_server;
+  if (bench::selected(settings.impl_filter, "raw_uring")) {
+    try {
+      raw_server = std::make_unique<echo_bench::RawUringEchoServer>();
+      impls.push_back(echo_impl("raw_uring", *raw_server));
+    } catch (const std::runtime_error& error) {
+      std::fprintf(stderr, "echo: no raw_uring peer: %s\n", error.what());
+    }
+  }
   // The busy-polling servers: io_uring with a fixed window, and with an adaptive one.
   const std::pair<const char*, asyncio::BusyPoll> busy_pollers[] = {
       {"uring_busy_poll", asyncio::BusyPoll::kFixed},
@@ -377,6 +398,21 @@ void run_echo(const Settings& settings) {
         AsyncioEchoServer::Config{
             .backend = "uring", .busy_poll_us = settings.busy_poll_us, .busy_poll_mode = mode}));
     impls.push_back(echo_impl(name, *server, settings.busy_poll_us));
+  }
+  // Thread per core: two io_uring loops, each on its own thread, serving one port.
+  if (bench::selected(settings.impl_filter, "uring_2loops") &&
+      !bench::available_backends("uring").empty()) {
+    AsyncioEchoServer::Config config{.backend = "uring", .reuse_port = true};
+    AsyncioEchoServer& first =
+        *asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(config));
+    config.port = first.port();
+    AsyncioEchoServer& second =
+        *asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(config));
+    impls.push_back({"uring_2loops", [s = &first] { return s->port(); },
+                     [a = &first, b = &second] {
+                       return a->active_connections() + b->active_connections();
+                     },
+                     [a = &first, b = &second] { return a->cpu_ns() + b->cpu_ns(); }, 0});
   }
   if (impls.empty()) throw std::runtime_error("--impl selects no server");
 
@@ -454,6 +490,10 @@ void run_echo(const Settings& settings) {
             .add("p99_us", figure(impl.name, connections, Figure::kP99))
             .add("server_cpu_us_per_request", figure(impl.name, connections, Figure::kServerCpu))
             .add("busy_poll_us", impl.busy_poll_us)
+            .add("vs_boost_asio", figure(impl.name, connections, Figure::kThroughput) /
+                                      figure("boost_asio", connections, Figure::kThroughput))
+            .add("vs_raw_uring", figure(impl.name, connections, Figure::kThroughput) /
+                                     figure("raw_uring", connections, Figure::kThroughput))
             .print();
       }
     }
@@ -468,6 +508,11 @@ void run_echo(const Settings& settings) {
   for (const auto& impl : impls) {
     if (impl.name != "boost_asio" && asio_server) headers.push_back(impl.name + "/asio");
   }
+  // The ceiling: what share of the raw liburing server's throughput each asyncio server gets.
+  auto is_asyncio = [](const std::string& name) { return name != "boost_asio" && name != "raw_uring"; };
+  for (const auto& impl : impls) {
+    if (is_asyncio(impl.name) && raw_server) headers.push_back(impl.name + "/raw");
+  }
   for (const auto& impl : impls) headers.push_back(impl.name + " p99 us");
   for (const auto& impl : impls) headers.push_back(impl.name + " CPU us/req");
   bench::Table table(headers);
@@ -480,6 +525,14 @@ void run_echo(const Settings& settings) {
       if (impl.name != "boost_asio" && asio_server) {
         row.push_back(bench::fixed(figure(impl.name, connections, Figure::kThroughput) /
                                        figure("boost_asio", connections, Figure::kThroughput),
+                                   2) +
+                      "x");
+      }
+    }
+    for (const auto& impl : impls) {
+      if (is_asyncio(impl.name) && raw_server) {
+        row.push_back(bench::fixed(figure(impl.name, connections, Figure::kThroughput) /
+                                       figure("raw_uring", connections, Figure::kThroughput),
                                    2) +
                       "x");
       }

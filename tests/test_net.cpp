@@ -329,3 +329,74 @@ TEST_CASE("bad arguments to the network calls raise ValueError") {
         asyncio::ValueError);
   });
 }
+
+TEST_CASE("two loops serve one port (reuse_port): 1,000 connections, every byte checked") {
+  test::fresh_loop();
+  constexpr int kConnections = 1000;
+  std::atomic<std::uint16_t> port{0};
+  std::atomic<int> listening{0};
+  std::atomic<int> served[2] = {0, 0};
+  std::atomic<int> echoed{0};
+  std::atomic<int> wrong{0};
+  asyncio::ThreadSafeFlag stop[2];
+  asyncio::run_threads(3, [&](int index) {
+    if (index < 2) {
+      // The first server picks the port; the second joins it.
+      while (index == 1 && port.load() == 0) asyncio::sleep_ms(1);
+      asyncio::Server server = asyncio::start_server(
+          [&served, index](asyncio::Stream reader, asyncio::Stream) {
+            ++served[index];
+            for (std::string data = reader.read(65536); !data.empty(); data = reader.read(65536)) {
+              reader.write(data);
+              reader.drain();
+            }
+          },
+          "127.0.0.1", port.load(), 4096, true);
+      port = server.port();
+      ++listening;
+      stop[index].wait();
+      server.close();
+      server.wait_closed();
+      return;
+    }
+    while (listening.load() < 2) asyncio::sleep_ms(1);
+    std::vector<asyncio::Task<void>> clients;
+    for (int c = 0; c < kConnections; ++c) {
+      clients.push_back(asyncio::create_task([&, c] {
+        auto [reader, writer] = asyncio::open_connection("127.0.0.1", port.load());
+        std::string message(static_cast<std::size_t>(1 + c * 7 % 3000), '\0');
+        for (std::size_t i = 0; i < message.size(); ++i) {
+          message[i] = static_cast<char>((i * 31 + static_cast<std::size_t>(c)) & 0xff);
+        }
+        writer.write(message);
+        writer.drain();
+        if (reader.readexactly(message.size()) != message) ++wrong;
+        writer.write_eof();
+        if (!reader.read().empty()) ++wrong;  // the server's end of stream, nothing more
+        ++echoed;
+      }));
+    }
+    asyncio::gather(clients);
+    stop[0].set();
+    stop[1].set();
+  });
+  CHECK(echoed.load() == kConnections);
+  CHECK(wrong.load() == 0);
+  CHECK(served[0].load() + served[1].load() == kConnections);
+  // The kernel spreads connections by their addresses: both loops get some.
+  CHECK(served[0].load() > 0);
+  CHECK(served[1].load() > 0);
+}
+
+TEST_CASE("run_threads rejects bad arguments and raises a loop's exception after all end") {
+  CHECK_THROWS_AS(asyncio::run_threads(0, [](int) {}), asyncio::ValueError);
+  std::atomic<int> finished{0};
+  CHECK_THROWS_WITH_AS(asyncio::run_threads(2,
+                                            [&](int index) {
+                                              asyncio::sleep_ms(index == 0 ? 1 : 20);
+                                              ++finished;
+                                              if (index == 0) throw asyncio::ValueError("loop 0");
+                                            }),
+                       "loop 0", asyncio::ValueError);
+  CHECK(finished.load() == 2);
+}

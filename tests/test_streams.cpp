@@ -4,6 +4,7 @@
 // pairs and a pollable device.
 #include <sys/socket.h>
 
+#include <array>
 #include <deque>
 #include <numeric>
 #include <thread>
@@ -11,6 +12,10 @@
 #include "test_support.hpp"
 
 using namespace std::chrono_literals;
+
+namespace asyncio::detail {
+extern std::atomic<unsigned long> socket_system_calls;  // src/linux/fd_device.cpp
+}
 
 namespace {
 
@@ -581,4 +586,42 @@ TEST_CASE("writes from another task while a drain waits are sent after it, in or
   });
   CHECK(got.size() == first.size() + second.size());
   CHECK(got == first + second);
+}
+
+TEST_CASE("on io_uring a socket stream reads and writes through the ring, every byte in order") {
+  // No recv() or send() system call: the ring does the I/O (on epoll, readiness plus those
+  // calls). A write, drain and close at once still delivers everything before the end.
+  test::fresh_loop();
+  const std::string request = pattern(100'000, 3);
+  std::string echoed;
+  std::string last_words;
+  const unsigned long calls_before = asyncio::detail::socket_system_calls.load();
+  asyncio::run([&] {
+    auto [a, b] = socket_streams();
+    auto echo = asyncio::create_task([&b = b] {
+      std::array<char, 1000> buffer;
+      for (std::size_t n; (n = b.readinto(std::span<char>(buffer))) > 0;) {
+        b.write(std::string_view(buffer.data(), n));
+        b.drain();
+      }
+      b.write("bye");
+      b.drain();
+      b.close();
+    });
+    auto reader = asyncio::create_task([&a = a] { return a.readexactly(100'000); });
+    a.write(request);
+    a.drain();
+    echoed = asyncio::await(reader);
+    a.write_eof();
+    last_words = a.read();
+    asyncio::await(echo);
+  });
+  const unsigned long calls = asyncio::detail::socket_system_calls.load() - calls_before;
+  CHECK(echoed == request);
+  CHECK(last_words == "bye");
+  if (std::string(asyncio::get_event_loop().backend_name()) == "uring") {
+    CHECK(calls == 0);
+  } else {
+    CHECK(calls > 0);
+  }
 }

@@ -11,6 +11,10 @@
 
 namespace asyncio {
 
+namespace detail {
+struct StreamOp;
+}
+
 /// A socket, pipe, FIFO or terminal as a StreamDevice. The descriptor is made non-blocking.
 /// Sockets are written with MSG_NOSIGNAL; for other descriptors SIGPIPE is ignored process-wide
 /// the first time one is wrapped (as CPython does at start-up), so a closed peer is always
@@ -34,9 +38,15 @@ class FdDevice final : public StreamDevice {
   bool is_socket() const noexcept { return socket_; }
 
  private:
+  std::ptrdiff_t receive_natively(std::span<std::byte> buf);
+  std::ptrdiff_t send_natively(std::span<const std::byte> buf);
+
   int fd_;
   bool own_;
   bool socket_;
+  // A socket on io_uring receives and sends through the ring into these (src/linux/).
+  detail::StreamOp* receiving_ = nullptr;
+  detail::StreamOp* sending_ = nullptr;
 };
 
 /// A Stream over a descriptor (see FdDevice): `open_fd(pipe_fds[0])`.
@@ -84,7 +94,7 @@ class Server {
 
  private:
   friend Server start_server(std::function<void(Stream, Stream)>, const std::string&,
-                             std::uint16_t, int);
+                             std::uint16_t, int, bool);
   std::shared_ptr<State> state_;
 };
 
@@ -96,7 +106,16 @@ class Server {
 /// `backlog` defaults to 4096, as Boost.Asio's SOMAXCONN (the kernel caps it at
 /// net.core.somaxconn): with a short queue, a burst of connects overflows it and the kernel
 /// answers with SYN cookies or drops, which a client sees as resets or 1 s retries.
+/// `reuse_port` (SO_REUSEPORT): several loops (run_threads) each start a server on the same
+/// port, and the kernel spreads the connections among them.
 Server start_server(std::function<void(Stream reader, Stream writer)> callback,
-                    const std::string& host, std::uint16_t port, int backlog = 4096);
+                    const std::string& host, std::uint16_t port, int backlog = 4096,
+                    bool reuse_port = false);
+
+/// Thread per core: runs `main(i)` as the main task of its own loop on each of `threads`
+/// threads (i = 0 .. threads-1), and returns when every one has returned. The first exception
+/// any of them raised is raised here, after all have ended. With start_server(...,
+/// reuse_port = true) every loop serves one port.
+void run_threads(int threads, const std::function<void(int index)>& main);
 
 }  // namespace asyncio

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "asyncio/detail/port.hpp"
@@ -19,9 +21,59 @@ struct FdWaiters {
   bool registered = false;         // epoll: the descriptor is in the interest list
 };
 
+class StreamIo;
+
+/// One receive or send that the backend performs itself (StreamIo), with its buffer. Owned by
+/// the device that started it, or by the backend once that device is closed while the kernel
+/// may still use the buffer.
+struct StreamOp {
+  enum class Kind : unsigned char { kReceive, kSend };
+  explicit StreamOp(Kind k) : kind(k) {}
+  std::unique_ptr<std::byte[]> buffer;
+  std::size_t capacity = 0;
+  std::size_t begin = 0;  // receive: the bytes not yet read are [begin, end); send: not yet sent
+  std::size_t end = 0;
+  int fd = -1;
+  int error = 0;          // errno of a failed operation, until the device reports it
+  Kind kind;
+  bool eof = false;       // a receive met the end of the stream
+  bool in_flight = false;
+  bool orphaned = false;  // the device is gone: the backend frees this at completion
+  TaskRecord* waiter = nullptr;
+  StreamIo* owner = nullptr;  // the backend running it, while in flight
+  StreamOp* previous = nullptr;  // the owner's list of operations in flight
+  StreamOp* next = nullptr;
+};
+
+/// Stream I/O done by the backend (io_uring's RECV and SEND) instead of readiness plus a
+/// system call. A device asks LinuxBackend::stream_io() for it; null: use readiness.
+class StreamIo {
+ public:
+  /// Starts receiving into op.buffer[op.end, op.capacity) from `fd`, or sending
+  /// op.buffer[op.begin, op.end) to it; the operation completes in the background.
+  virtual void start(StreamOp& op, int fd) = 0;
+  /// Suspends the current task until `op` completes or the wait is aborted; a cancelled task
+  /// leaves the operation running (what it receives stays in op.buffer). Returns the task's
+  /// io_error (0 or abort()'s errno).
+  virtual int wait(StreamOp& op) = 0;
+  /// Ends the wait on `op`, if any, with `error`.
+  virtual void abort(StreamOp& op, int error) = 0;
+  /// Handles completions already posted, without blocking.
+  virtual void collect() = 0;
+  /// The device closes with `op` in flight: a receive is cancelled, a send finishes; either
+  /// way the backend frees `op`. Submits at once, so that the kernel holds the socket before
+  /// its descriptor is closed (and possibly reused).
+  virtual void release(StreamOp* op) = 0;
+
+ protected:
+  ~StreamIo() = default;
+};
+
 class LinuxBackend : public IoBackend, public DescriptorWaits {
  public:
   DescriptorWaits* descriptor_waits() override { return this; }
+  /// Native stream I/O, where the backend has it (io_uring); null otherwise.
+  virtual StreamIo* stream_io() { return nullptr; }
   void start_wait(int fd, unsigned events, TaskRecord* task) override;
   void cancel_wait(int fd, unsigned events, TaskRecord* task) override;
   /// Their wait_io throws OSError(error).

@@ -13,8 +13,10 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "asyncio/detail/port.hpp"
 #include "asyncio/funcs.hpp"
@@ -243,13 +245,15 @@ int connect_one(const ResolvedAddress& address, int& error) {
 }
 
 /// A listening socket bound to `address`, or -1 with `error` set.
-int listen_one(const ResolvedAddress& address, bool dual_stack, int backlog, int& error) {
+int listen_one(const ResolvedAddress& address, bool dual_stack, int backlog, bool reuse_port,
+               int& error) {
   FdGuard fd(socket(address.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
     error = errno;
     return -1;
   }
   set_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+  if (reuse_port) set_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1);
   if (address.family == AF_INET6) set_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? 0 : 1);
   const auto* local = reinterpret_cast<const sockaddr*>(address.address.data());
   if (bind(fd.get(), local, static_cast<socklen_t>(address.address.size())) != 0 ||
@@ -416,7 +420,7 @@ std::vector<int> Server::fds() const { return state_ ? state_->fds : std::vector
 std::uint64_t Server::connections() const { return state_ ? state_->connections : 0; }
 
 Server start_server(std::function<void(Stream reader, Stream writer)> callback,
-                    const std::string& host, std::uint16_t port, int backlog) {
+                    const std::string& host, std::uint16_t port, int backlog, bool reuse_port) {
   if (!callback) throw ValueError("start_server: empty callback");
   if (backlog < 0) throw ValueError("start_server: negative backlog");
   auto state = std::make_shared<Server::State>();
@@ -433,7 +437,7 @@ Server start_server(std::function<void(Stream reader, Stream writer)> callback,
   int error = 0;
   for (ResolvedAddress& address : addresses) {
     if (state->port != 0) set_port(address, state->port);  // port 0: every socket on one port
-    const int fd = listen_one(address, any, backlog, error);
+    const int fd = listen_one(address, any, backlog, reuse_port, error);
     if (fd < 0) {
       if (error == EAFNOSUPPORT || error == EADDRNOTAVAIL) continue;  // no such stack here
       throw OSError(error, "start_server " + endpoint(host, port));
@@ -451,6 +455,31 @@ Server start_server(std::function<void(Stream reader, Stream writer)> callback,
   Server server;
   server.state_ = std::move(state);
   return server;
+}
+
+void run_threads(int threads, const std::function<void(int index)>& main) {
+  if (threads < 1) throw ValueError("run_threads: at least one thread, not " + std::to_string(threads));
+  if (!main) throw ValueError("run_threads: empty function");
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
+  std::vector<std::thread> workers;
+  auto serve = [&](int index) {
+    try {
+      run(main, index);
+      get_event_loop().close();
+    } catch (...) {
+      errors[static_cast<std::size_t>(index)] = std::current_exception();
+    }
+  };
+  try {
+    for (int i = 0; i < threads; ++i) workers.emplace_back(serve, i);
+  } catch (...) {
+    for (auto& worker : workers) worker.join();
+    throw;
+  }
+  for (auto& worker : workers) worker.join();
+  for (const auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
 }
 
 }  // namespace asyncio

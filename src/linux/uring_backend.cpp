@@ -18,6 +18,11 @@
 // completions, and the loop always submits before it blocks. The added latency is bounded by
 // the interval, as on epoll: a poll submitted on a descriptor that became ready meanwhile
 // completes at once, so readiness is only seen that much later while tasks keep switching.
+//
+// Sockets read and write through the ring itself (StreamIo): a stream's receive and send are
+// IORING_OP_RECV and IORING_OP_SEND into buffers the device owns, submitted in the same
+// batches, rather than a readiness wait followed by recv() and send() system calls. At 100
+// echo connections that turns three system calls per request into a share of one batch.
 #include <liburing.h>
 #include <poll.h>
 
@@ -25,7 +30,9 @@
 #include <string>
 
 #include "asyncio/errors.hpp"
+#include "asyncio/loop.hpp"
 #include "linux_backend.hpp"
+#include "log.hpp"
 
 namespace asyncio::detail {
 
@@ -41,11 +48,14 @@ constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
 constexpr std::uint64_t kIgnoreTag = ~std::uint64_t{0} - 1;  // POLL_REMOVE's own completion
 
 /// A wait's user_data: descriptor, direction and a generation, so that the completion of a
-/// withdrawn wait is recognised as stale even if the descriptor has a new waiter since.
+/// withdrawn wait is recognised as stale even if the descriptor has a new waiter since. Its
+/// lowest bit is 0; a StreamOp's user_data is its (aligned) address with that bit set.
 std::uint64_t make_token(int fd, unsigned direction, std::uint32_t generation) {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(fd)) << 32) |
-         (direction == kPollWrite ? 1ull << 31 : 0) | (generation & 0x7fffffffu);
+         (direction == kPollWrite ? 1ull << 31 : 0) | ((generation & 0x3fffffffu) << 1);
 }
+
+std::uint64_t op_tag(const StreamOp* op) { return reinterpret_cast<std::uintptr_t>(op) | 1; }
 
 unsigned to_poll_bits(int mask) {
   unsigned bits = 0;
@@ -56,24 +66,44 @@ unsigned to_poll_bits(int mask) {
   return bits;
 }
 
-class UringBackend final : public LinuxBackend {
+class UringBackend final : public LinuxBackend, private StreamIo {
  public:
   explicit UringBackend(Loop& loop) : LinuxBackend(loop) {
-    int result = io_uring_queue_init(
-        kRingEntries, &ring_,
-        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_TASKRUN_FLAG);
-    if (result == -EINVAL) result = io_uring_queue_init(kRingEntries, &ring_, 0);  // < 6.1
+    unsigned flags =
+        IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_TASKRUN_FLAG;
+    int result = io_uring_queue_init(kRingEntries, &ring_, flags);
+    if (result == -EINVAL) {  // before 6.1
+      flags = 0;
+      result = io_uring_queue_init(kRingEntries, &ring_, flags);
+    }
     if (const int injected = uring_test_init_error.load(); injected != 0 && result >= 0) {
       io_uring_queue_exit(&ring_);
       result = -injected;
     }
     if (result < 0) throw OSError(-result, "io_uring_queue_init");
+    // A registered ring descriptor spares io_uring_enter the descriptor lookup (5.18+).
+    const bool registered = io_uring_register_ring_fd(&ring_) == 1;
+    // RECVSEND_POLL_FIRST (5.19+; a 6.1 ring has it): a receive armed after the previous one
+    // emptied the socket waits for data rather than first trying a recv that fails.
+    poll_first_ = flags != 0;
+    log_message(LogLevel::debug,
+                std::string("io_uring: setup flags ") +
+                    (flags != 0 ? "on" : "off (kernel < 6.1)") +
+                    " (defer_taskrun, single_issuer, taskrun_flag), registered ring fd: " +
+                    (registered ? "yes" : "no"));
     arm_wake();
     submit_and_collect();
   }
-  ~UringBackend() override { io_uring_queue_exit(&ring_); }
+  ~UringBackend() override {
+    io_uring_queue_exit(&ring_);  // cancels what is in flight: no buffer is written after this
+    while (StreamOp* op = in_flight_) {
+      untrack(*op);
+      if (op->orphaned) delete op;
+    }
+  }
 
   const char* name() const override { return "uring"; }
+  StreamIo* stream_io() override { return this; }
 
   void poll_if_ready() override {
     // Nothing to submit and no task waiting on a descriptor: no completion can matter (flags
@@ -176,6 +206,7 @@ class UringBackend final : public LinuxBackend {
       if (!(flags & IORING_CQE_F_MORE)) arm_wake();  // the kernel ended the multishot
       return;
     }
+    if (tag & 1) return completed(*reinterpret_cast<StreamOp*>(tag & ~std::uint64_t{1}), result);
     const int fd = static_cast<int>(tag >> 32);
     const unsigned direction = (tag & (1ull << 31)) ? kPollWrite : kPollRead;
     FdWaiters& entry = waiters(fd);
@@ -203,8 +234,118 @@ class UringBackend final : public LinuxBackend {
     io_uring_sqe_set_data64(sqe, kIgnoreTag);
   }
 
+  // ---- StreamIo ----
+
+  void start(StreamOp& op, int fd) override {
+    op.fd = fd;
+    submit_op(op);
+    track(op);
+  }
+
+  void submit_op(StreamOp& op) {
+    io_uring_sqe* sqe = next_sqe();
+    if (op.kind == StreamOp::Kind::kReceive) {
+      io_uring_prep_recv(sqe, op.fd, op.buffer.get() + op.end, op.capacity - op.end, 0);
+      if (poll_first_) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    } else {
+      // MSG_WAITALL: the kernel completes a partial send itself (5.19+).
+      io_uring_prep_send(sqe, op.fd, op.buffer.get() + op.begin, op.end - op.begin,
+                         MSG_NOSIGNAL | MSG_WAITALL);
+    }
+    io_uring_sqe_set_data64(sqe, op_tag(&op));
+  }
+
+  int wait(StreamOp& op) override {
+    TaskRecord* me = loop_.current();
+    op.waiter = me;
+    ++waiters_;
+    me->io_error = 0;
+    try {
+      loop_.suspend();
+    } catch (...) {
+      stop_waiting(op);
+      throw;
+    }
+    return me->io_error;
+  }
+
+  void abort(StreamOp& op, int error) override {
+    TaskRecord* task = op.waiter;
+    if (!task) return;
+    stop_waiting(op);
+    task->io_error = error;
+    loop_.wake_io(task, kPollError);
+  }
+
+  void collect() override {
+    if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&ring_);
+    if (io_uring_cq_ready(&ring_)) reap();
+  }
+
+  void release(StreamOp* op) override {
+    abort(*op, EBADF);
+    op->orphaned = true;
+    if (op->kind == StreamOp::Kind::kReceive) {
+      io_uring_sqe* sqe = next_sqe();
+      io_uring_prep_cancel64(sqe, op_tag(op), 0);
+      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    }
+    submit_and_collect();
+  }
+
+  void stop_waiting(StreamOp& op) {
+    if (!op.waiter) return;
+    op.waiter = nullptr;
+    --waiters_;
+  }
+
+  void completed(StreamOp& op, int result) {
+    const bool receive = op.kind == StreamOp::Kind::kReceive;
+    // The descriptor of an orphaned operation may be closed and reused: never resubmit one.
+    const bool retry = (result == -EAGAIN || result == -EINTR) && !op.orphaned;
+    if (retry) return submit_op(op);
+    if (result > 0) {
+      (receive ? op.end : op.begin) += static_cast<std::size_t>(result);
+      if (!receive && op.begin < op.end && !op.orphaned) return submit_op(op);  // a short send
+    } else if (result == 0 && receive) {
+      op.eof = true;
+    } else if (result < 0 && result != -ECANCELED) {
+      op.error = -result;
+    }
+    untrack(op);
+    if (op.orphaned) {
+      delete &op;
+      return;
+    }
+    if (TaskRecord* task = op.waiter) {
+      stop_waiting(op);
+      task->io_error = 0;
+      loop_.wake_io(task, receive ? kPollRead : kPollWrite);
+    }
+  }
+
+  void track(StreamOp& op) {
+    op.in_flight = true;
+    op.owner = this;
+    op.previous = nullptr;
+    op.next = in_flight_;
+    if (in_flight_) in_flight_->previous = &op;
+    in_flight_ = &op;
+  }
+
+  void untrack(StreamOp& op) {
+    if (op.previous) op.previous->next = op.next;
+    if (op.next) op.next->previous = op.previous;
+    if (in_flight_ == &op) in_flight_ = op.next;
+    op.previous = op.next = nullptr;
+    op.in_flight = false;
+    op.owner = nullptr;
+  }
+
   io_uring ring_{};
   WakeFd wake_fd_;
+  StreamOp* in_flight_ = nullptr;  // every StreamOp started and not completed
+  bool poll_first_ = false;
   std::uint32_t generation_ = 0;
   bool unsubmitted_ = false;
   Micros last_submit_ = 0;
