@@ -17,6 +17,7 @@
 #include "asyncio/detail/ready_queue.hpp"
 #include "asyncio/detail/task_record.hpp"
 #include "asyncio/detail/timer_heap.hpp"
+#include "asyncio/loop_stats.hpp"
 
 namespace asyncio {
 
@@ -146,6 +147,9 @@ class Loop {
   Micros time() const { return now_; }
   Micros refresh_time();
 
+  /// What the loop has done since it was made (counts, time blocked). Loop thread.
+  const LoopStats& stats() const { return stats_; }
+
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 
   detail::TaskRecord* current() const { return current_; }
@@ -229,6 +233,7 @@ class Loop {
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();
+  void note_blocked(Micros start);  // stats of a sleep that began at `start`
   void note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end);
   void run_loop();
   void run_until_idle();
@@ -273,6 +278,7 @@ class Loop {
   std::atomic<bool> interrupt_requested_{false};
   bool interrupted_ = false;  // the request reached the loop thread
   InterruptNode interrupt_node_{*this};
+  LoopStats stats_;
 };
 
 /// The calling thread's loop (MicroPython's get_event_loop()).

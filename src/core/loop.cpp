@@ -250,9 +250,12 @@ inline void Loop::prefetch_next() const {
 }
 
 inline void Loop::poll_sources() {
+  const std::uint64_t deliveries_before = io_deliveries_;
   backend_->poll_if_ready();
   if (signalled_flags_.load(std::memory_order_relaxed)) drain_signalled_flags();
   if (!pollables_.empty()) poll_pollables();
+  ++stats_.io_polls;
+  stats_.empty_io_polls += io_deliveries_ == deliveries_before ? 1 : 0;
 }
 
 void Loop::advance_timers() {
@@ -265,6 +268,7 @@ void Loop::expire_timers() {
     TaskRecord* task = timers_.pop();
     __builtin_prefetch(task);  // its saved stack pointer, read when it nears the queue's head
     task->wake_reason = WakeReason::kTimeout;
+    ++stats_.task_wakeups;
     // Keep the task's own due time: it is older than anything queued since the last clock
     // reading, so the FIFO stays in due order (see ready_queue.hpp).
     ready_.push_due(task, task->due);
@@ -322,16 +326,28 @@ void Loop::wait_for_events() {
     // until the slot ends, then take it all at once.
     const bool timer_due = deadline >= 0 && deadline <= batch_until_;
     slot_end = timer_due ? deadline : batch_until_;
+    const Micros start = detail::port::now();
     backend_->sleep_without_io(slot_end, timer_due);
+    note_blocked(start);
+    ++stats_.low_power_batches;
     backend_->wait(0);  // poll everything without blocking
   } else {
     // Publish that we may block before the last look at the flags: signal_flag() pushes, then
     // reads sleeping_; we store sleeping_, then read the stack. One of us sees the other.
     sleeping_.store(true);
-    if (signalled_flags_.load() == nullptr) backend_->wait(deadline);
+    if (signalled_flags_.load() == nullptr) {
+      const Micros start = detail::port::now();
+      backend_->wait(deadline);
+      note_blocked(start);
+    }
     sleeping_.store(false, std::memory_order_relaxed);
   }
   if (low_power_) note_low_power_wake(grid, deliveries_before, slot_end);
+}
+
+void Loop::note_blocked(Micros start) {
+  ++stats_.blocking_waits;
+  stats_.time_blocked_us += detail::port::now() - start;
 }
 
 void Loop::note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end) {
@@ -352,7 +368,10 @@ void Loop::switch_to(Fiber* next, bool finished) {
   running_fiber_ = next;
   current_ = next == &loop_fiber_ ? nullptr : static_cast<TaskRecord*>(next);
   if (current_) current_->state = TaskState::kRunning;
-  if (from != next) detail::port::switch_fiber(from, next, finished);
+  if (from != next) {
+    ++stats_.task_switches;
+    detail::port::switch_fiber(from, next, finished);
+  }
   after_switch();
 }
 
@@ -523,6 +542,7 @@ void Loop::wake(TaskRecord* task, WakeReason reason) {
   if (task->state != TaskState::kSuspended) return;
   if (detail::TimerHeap::contains(task)) timers_.remove(task);
   task->wake_reason = reason;
+  ++stats_.task_wakeups;
   stamp_time();  // as in spawn(): expired timers queue first
   ready_.push_due(task, now_);
 }
@@ -533,6 +553,7 @@ void Loop::wake_io(TaskRecord* task, unsigned events) {
   task->wake_reason = WakeReason::kIo;
   task->io_events = events;
   ++io_deliveries_;
+  ++stats_.task_wakeups;
   // A fresh clock keeps the starvation bound honest while the loop is busy (docs/semantics.md#fast-io): the key
   // now - bound is compared with the keys of tasks already queued. With no task queued and
   // no timer pending, tasks queued later get later keys whatever the clock says, so an idle
