@@ -7,6 +7,7 @@
 #include <asyncio/io.hpp>
 #include <asyncio/log.hpp>
 #include <asyncio/loop.hpp>
+#include <asyncio/loop_stats.hpp>
 #include <asyncio/net.hpp>
 #include <asyncio/pollable.hpp>
 #include <asyncio/queue.hpp>
@@ -14,6 +15,7 @@
 #include <asyncio/sync.hpp>
 #include <asyncio/task.hpp>
 #include <asyncio/task_group.hpp>
+#include <asyncio/threads.hpp>
 #include <asyncio/threadsafe_flag.hpp>
 #include <asyncio/timeout.hpp>
 #include <asyncio/version.hpp>

@@ -1,7 +1,9 @@
 // Seeing what the loop does (docs/using.md#observing-the-loop): statistics, task
 // introspection, the stall detector, and crossing threads.
+#include <algorithm>
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -62,4 +64,142 @@ TEST_CASE("stats: low-power mode batches I/O wake-ups to slot boundaries") {
     setter.join();
   });
   CHECK(loop.stats().low_power_batches >= 1);
+}
+
+// ---- Crossing threads ----
+
+TEST_CASE("call_soon_threadsafe: 8 threads x 10,000 calls each run exactly once, on the loop") {
+  test::fresh_loop();
+  constexpr int kThreads = 8;
+  constexpr int kCalls = 10'000;
+  std::vector<int> runs(kThreads * kCalls, 0);  // loop thread only: a race would show in TSan
+  int total = 0;
+  bool wrong_thread = false;
+  asyncio::run([&] {
+    asyncio::Loop& loop = asyncio::get_event_loop();
+    const std::thread::id loop_thread = std::this_thread::get_id();
+    asyncio::ThreadSafeFlag all_ran;
+    std::vector<std::thread> posters;
+    for (int t = 0; t < kThreads; ++t) {
+      posters.emplace_back([&, t] {
+        for (int i = 0; i < kCalls; ++i) {
+          asyncio::call_soon_threadsafe(loop, [&, index = t * kCalls + i] {
+            if (std::this_thread::get_id() != loop_thread) wrong_thread = true;
+            ++runs[static_cast<std::size_t>(index)];
+            if (++total == kThreads * kCalls) all_ran.set();
+          });
+        }
+      });
+    }
+    all_ran.wait();
+    for (auto& poster : posters) poster.join();
+    asyncio::sleep_ms(10);  // a call run twice would show up here
+  });
+  CHECK_FALSE(wrong_thread);
+  CHECK(total == kThreads * kCalls);
+  CHECK(std::count(runs.begin(), runs.end(), 1) == kThreads * kCalls);
+}
+
+TEST_CASE("call_soon_threadsafe: calls from one thread start in order, as tasks") {
+  test::fresh_loop();
+  test::Log log;
+  asyncio::run([&] {
+    asyncio::Loop& loop = asyncio::get_event_loop();
+    asyncio::ThreadSafeFlag done;
+    std::thread poster([&] {
+      for (int i = 0; i < 5; ++i) {
+        asyncio::call_soon_threadsafe(loop, [&, i] {
+          asyncio::sleep_ms(1);  // a task: it may wait
+          log.push_back(std::to_string(i));
+          if (i == 4) done.set();
+        });
+      }
+    });
+    done.wait();
+    poster.join();
+  });
+  CHECK(log == test::Log{"0", "1", "2", "3", "4"});
+}
+
+TEST_CASE("to_thread returns the value, runs off the loop thread, and the loop keeps running") {
+  test::fresh_loop();
+  asyncio::run([] {
+    const std::thread::id loop_thread = std::this_thread::get_id();
+    int ticks = 0;
+    auto ticker = asyncio::create_task([&] {
+      for (;;) {
+        asyncio::sleep_ms(5);
+        ++ticks;
+      }
+    });
+    const auto where = asyncio::to_thread(
+        [](int ms) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+          return std::this_thread::get_id();
+        },
+        100);
+    CHECK(where != loop_thread);
+    CHECK(ticks >= 3);  // a blocking sleep on the loop thread would leave it at 0
+    ticker.cancel();
+  });
+}
+
+TEST_CASE("to_thread rethrows the call's exception in the awaiting task") {
+  test::fresh_loop();
+  asyncio::run([] {
+    CHECK_THROWS_WITH_AS(asyncio::to_thread([]() -> int { throw std::runtime_error("boom"); }),
+                         "boom", std::runtime_error);
+    asyncio::to_thread([] {});  // void works too
+  });
+}
+
+TEST_CASE("to_thread: cancelling the awaiting task drops the result; the thread runs on") {
+  test::fresh_loop();
+  std::atomic<bool> finished{false};
+  asyncio::run([&] {
+    auto waiter = asyncio::create_task([&] {
+      return asyncio::to_thread([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        finished.store(true);
+        return 7;
+      });
+    });
+    asyncio::sleep_ms(10);
+    waiter.cancel();
+    CHECK_THROWS_AS(asyncio::await(waiter), asyncio::CancelledError);
+    CHECK_FALSE(finished.load());
+    while (!finished.load()) asyncio::sleep_ms(5);
+    asyncio::sleep_ms(5);  // the late result must not wake anything
+  });
+  CHECK(finished.load());
+}
+
+TEST_CASE("run_in_executor: a bounded pool runs at most max_workers calls at once") {
+  test::fresh_loop();
+  asyncio::ThreadPoolExecutor pool(2);
+  std::atomic<int> running{0};
+  std::atomic<int> most{0};
+  asyncio::run([&] {
+    asyncio::Loop& loop = asyncio::get_event_loop();
+    std::vector<asyncio::Task<int>> tasks;
+    for (int i = 0; i < 6; ++i) {
+      tasks.push_back(asyncio::create_task([&, i] {
+        return loop.run_in_executor(&pool, [&, i] {
+          const int now = ++running;
+          int seen = most.load();
+          while (now > seen && !most.compare_exchange_weak(seen, now)) {
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          --running;
+          return i * i;
+        });
+      }));
+    }
+    for (int i = 0; i < 6; ++i) CHECK(asyncio::await(tasks[static_cast<std::size_t>(i)]) == i * i);
+    CHECK(loop.run_in_executor(nullptr, [] { return 3; }) == 3);  // the default pool
+  });
+  CHECK(most.load() == 2);
+  CHECK_THROWS_AS(asyncio::ThreadPoolExecutor(0), asyncio::ValueError);
+  pool.shutdown();
+  CHECK_THROWS_AS(pool.submit([] {}), asyncio::RuntimeError);
 }

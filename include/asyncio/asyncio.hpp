@@ -17,3 +17,6 @@
 #include "asyncio/task_group.hpp"
 #include "asyncio/threadsafe_flag.hpp"
 #include "asyncio/timeout.hpp"
+#if defined(__linux__)
+#include "asyncio/threads.hpp"  // threads exist on the Linux port only
+#endif

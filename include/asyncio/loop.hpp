@@ -22,6 +22,7 @@
 namespace asyncio {
 
 class Pollable;
+class ThreadPoolExecutor;
 
 /// Loop::set_busy_poll's window: fixed, or adapted to how long the waits turn out to be.
 enum class BusyPoll { kFixed, kAdaptive };
@@ -41,6 +42,26 @@ struct FlagNode {
   virtual void on_signalled() = 0;  // runs on the loop thread
  protected:
   ~FlagNode() = default;
+};
+
+/// A call posted from another thread (call_soon_threadsafe); started as a task on the loop.
+struct RemoteCall {
+  RemoteCall* next = nullptr;
+  virtual ~RemoteCall() = default;
+  virtual void start() = 0;  // loop thread, inside the loop's run
+};
+
+/// The loop's lock-free inbox of RemoteCalls: any thread pushes, the loop starts them at its
+/// next switch (src/core/remote_calls.cpp).
+struct RemoteCallQueue final : FlagNode {
+  explicit RemoteCallQueue(Loop& owner) : loop(owner) {}
+  RemoteCallQueue(const RemoteCallQueue&) = delete;
+  RemoteCallQueue& operator=(const RemoteCallQueue&) = delete;
+  ~RemoteCallQueue();  // deletes the calls that never started
+  void post(RemoteCall* call) noexcept;
+  void on_signalled() override;
+  Loop& loop;
+  std::atomic<RemoteCall*> calls{nullptr};
 };
 
 /// A task waiting for a Pollable (docs/semantics.md#pollables); polled at every switch.
@@ -189,6 +210,15 @@ class Loop {
   void add_external_waiter() { ++external_waiters_; }
   void remove_external_waiter() { --external_waiters_; }
 
+  /// Takes ownership of `call` and starts it as a task at the loop's next switch. Lock-free,
+  /// any thread; the caller allocated `call`, so not from a signal handler.
+  void post(detail::RemoteCall* call) noexcept { remote_calls_.post(call); }
+  /// CPython's loop.run_in_executor: runs `fn()` on `executor`'s threads (nullptr: the default
+  /// pool) and suspends the calling task until it returns its value or rethrows. Linux only:
+  /// defined in asyncio/threads.hpp.
+  template <class F>
+  auto run_in_executor(ThreadPoolExecutor* executor, F fn);
+
   /// Waits for `device` to report any of `events` (docs/semantics.md#pollables); returns the ready events.
   unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1);
 
@@ -279,6 +309,7 @@ class Loop {
   bool interrupted_ = false;  // the request reached the loop thread
   InterruptNode interrupt_node_{*this};
   LoopStats stats_;
+  detail::RemoteCallQueue remote_calls_{*this};
 };
 
 /// The calling thread's loop (MicroPython's get_event_loop()).
