@@ -4,6 +4,7 @@
 #include <asyncio/errors.hpp>
 #include <asyncio/event.hpp>
 #include <asyncio/funcs.hpp>
+#include <asyncio/introspect.hpp>
 #include <asyncio/io.hpp>
 #include <asyncio/log.hpp>
 #include <asyncio/loop.hpp>

@@ -203,3 +203,60 @@ TEST_CASE("run_in_executor: a bounded pool runs at most max_workers calls at onc
   pool.shutdown();
   CHECK_THROWS_AS(pool.submit([] {}), asyncio::RuntimeError);
 }
+
+// ---- Task introspection ----
+
+TEST_CASE("all_tasks and dump_tasks name what each task waits on") {
+  test::fresh_loop();
+  std::string dump;
+  std::vector<asyncio::TaskInfo> tasks;
+  asyncio::run([&] {
+    asyncio::Event event;
+    asyncio::Lock lock;
+    asyncio::Queue<int> queue;
+    asyncio::ThreadSafeFlag flag;
+    test::Pipe pipe;
+    lock.acquire();
+    auto sleeper = asyncio::create_task({"sleeper", 0}, [] { asyncio::sleep_ms(60'000); });
+    auto on_event = asyncio::create_task({"on_event", 0}, [&] { event.wait(); });
+    auto on_lock = asyncio::create_task({"on_lock", 0}, [&] { lock.acquire(); });
+    auto on_queue = asyncio::create_task({"on_queue", 0}, [&] { queue.get(); });
+    auto on_fd = asyncio::create_task({"on_fd", 0}, [&] { asyncio::wait_readable(pipe.read_fd); });
+    auto on_flag = asyncio::create_task({"on_flag", 0}, [&] { flag.wait(); });
+    auto on_task = asyncio::create_task({"on_task", 0}, [&] { asyncio::await(sleeper); });
+    asyncio::sleep_ms(5);
+    tasks = asyncio::all_tasks();
+    std::ostringstream out;
+    asyncio::dump_tasks(out);
+    dump = out.str();
+    for (auto* task : {&sleeper, &on_event, &on_lock, &on_queue, &on_fd, &on_flag}) task->cancel();
+    asyncio::sleep_ms(0);
+    on_task.cancel();
+    asyncio::sleep_ms(0);
+    lock.release();
+  });
+  INFO(dump);
+  auto find = [&](const std::string& name) {
+    for (const auto& task : tasks) {
+      if (task.name == name) return task;
+    }
+    FAIL("no task named " << name);
+    return asyncio::TaskInfo{};
+  };
+  CHECK(find("main").state == "running");
+  CHECK(find("sleeper").waits_on == "sleep");
+  CHECK(find("sleeper").until > 0);
+  CHECK(find("on_event").waits_on == "Event.wait");
+  CHECK(find("on_lock").waits_on == "Lock.acquire");
+  CHECK(find("on_queue").waits_on == "Queue.get");
+  CHECK(find("on_fd").waits_on == "wait_io");
+  CHECK(find("on_fd").detail.find(" read") != std::string::npos);
+  CHECK(find("on_flag").waits_on == "ThreadSafeFlag.wait");
+  CHECK(find("on_task").waits_on == "await");
+  CHECK(find("on_task").detail == "task 'sleeper'");
+  CHECK(find("on_event").waiting_us >= 4000);
+  for (const char* expected : {"sleeper", "Event.wait", "Lock.acquire", "Queue.get", "wait_io",
+                               "ThreadSafeFlag.wait", "task 'sleeper'"}) {
+    CHECK_MESSAGE(dump.find(expected) != std::string::npos, expected);
+  }
+}

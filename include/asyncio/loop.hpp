@@ -174,6 +174,8 @@ class Loop {
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 
   detail::TaskRecord* current() const { return current_; }
+  /// Every task not yet done (LiveLink nodes), for asyncio::all_tasks(). Loop thread.
+  const detail::List& live_tasks() const { return live_tasks_list_; }
   /// RuntimeError naming `what` when called from a thread other than the one that runs (or
   /// will run) this loop: its queues are not thread-safe (docs/semantics.md#threads-signals-fork).
   void check_thread(const char* what) const {

@@ -500,6 +500,7 @@ WakeReason Loop::suspend(Micros deadline) {
   raise_pending_cancel(me);
   me->state = TaskState::kSuspended;
   me->wake_reason = WakeReason::kNone;
+  me->waiting_since = now_;
   // An armed timeout() scope that ends before the caller's own deadline takes its place; its
   // timer firing is then the scope's expiry, not the caller's timeout.
   const bool scope_first = me->scope_deadline >= 0 && (deadline < 0 || me->scope_deadline < deadline);
@@ -515,6 +516,7 @@ WakeReason Loop::suspend(Micros deadline) {
     }
   }
   run_others(me);
+  me->waits_on = nullptr;  // the next suspension says what it waits on, or nothing
   raise_pending_cancel(me);
   if (scope_first && me->wake_reason == WakeReason::kTimeout) raise_scope_expiry(me);
   return me->wake_reason;
@@ -654,6 +656,7 @@ unsigned Loop::wait_pollable(Pollable& device, unsigned events, Micros deadline)
   wait.task = current_;
   if (!wait.task) throw RuntimeError("wait_pollable: called outside a task");
   pollables_.push_back(&wait);
+  detail::note_wait(wait.task, "Pollable.poll", &device, -1, events);
   try {
     suspend(deadline);
   } catch (...) {

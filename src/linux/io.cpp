@@ -228,6 +228,7 @@ unsigned wait_io(int fd, unsigned events) {
   auto& backend = static_cast<detail::LinuxBackend&>(loop.backend());
   backend.start_wait(fd, events, me);
   me->io_error = 0;
+  detail::note_wait(me, "wait_io", nullptr, fd, events);
   try {
     loop.suspend();
   } catch (...) {
