@@ -1,6 +1,7 @@
 // Every public header, compiled by tests/meson.build with the warnings a strict consumer
 // enables (-Wshadow, -Wconversion, -Wold-style-cast, ...) as errors.
 #include <asyncio/asyncio.hpp>
+#include <asyncio/debug_signal.hpp>
 #include <asyncio/errors.hpp>
 #include <asyncio/event.hpp>
 #include <asyncio/funcs.hpp>

@@ -1,5 +1,7 @@
 // Seeing what the loop does (docs/using.md#observing-the-loop): statistics, task
 // introspection, the stall detector, and crossing threads.
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -259,4 +261,117 @@ TEST_CASE("all_tasks and dump_tasks name what each task waits on") {
                                "ThreadSafeFlag.wait", "task 'sleeper'"}) {
     CHECK_MESSAGE(dump.find(expected) != std::string::npos, expected);
   }
+}
+
+// ---- The stall detector and the task dump on a signal ----
+
+namespace {
+/// Collects the library's log lines while alive.
+struct LogCapture {
+  LogCapture() {
+    asyncio::set_log_sink([this](asyncio::LogLevel, std::string_view line) {
+      std::lock_guard lock(mutex);
+      lines.emplace_back(line);
+    });
+  }
+  ~LogCapture() { asyncio::set_log_sink(nullptr); }
+  std::string find(const std::string& text) {
+    std::lock_guard lock(mutex);
+    for (const auto& line : lines) {
+      if (line.find(text) != std::string::npos) return line;
+    }
+    return {};
+  }
+  std::mutex mutex;
+  std::vector<std::string> lines;
+};
+
+/// Spins for `ms` of this thread's CPU time: on a loaded machine a wall-clock spin may spend
+/// most of its time preempted, with too few samples taken to see it.
+void busy_wait_ms(int ms) {
+  auto cpu_ns = [] {
+    timespec now{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+  };
+  const std::int64_t until = cpu_ns() + std::int64_t{ms} * 1'000'000;
+  while (cpu_ns() < until) {
+  }
+}
+}  // namespace
+
+TEST_CASE("stall detector: a task busy for 30 ms is reported with its name and duration") {
+  asyncio::Loop& loop = test::fresh_loop();
+  LogCapture log;
+  loop.set_stall_threshold(std::chrono::milliseconds(10));
+  asyncio::run([] {
+    auto quick = asyncio::create_task({"quick", 0}, [] {
+      for (int i = 0; i < 100; ++i) asyncio::sleep_ms(0);
+    });
+    auto hog = asyncio::create_task({"hog", 0}, [] { busy_wait_ms(30); });
+    asyncio::await(hog);
+    asyncio::await(quick);
+  });
+  loop.set_stall_threshold(0);
+  const std::string line = log.find("'hog' ran for");
+  REQUIRE_MESSAGE(!line.empty(), "no stall warning");
+  CHECK(line.find("without suspending") != std::string::npos);
+  // It ran 30 ms; the sampler sees it at most a quarter threshold after it started.
+  const double ms = std::stod(line.substr(line.find("ran for ") + 8));
+  CHECK(ms >= 20.0);
+  CHECK(log.find("'quick'").empty());
+}
+
+TEST_CASE("stall detector: off by default, and a blocked loop is no stall") {
+  asyncio::Loop& loop = test::fresh_loop();
+  LogCapture log;
+  asyncio::run([] {
+    auto hog = asyncio::create_task({"hog", 0}, [] { busy_wait_ms(30); });
+    asyncio::await(hog);
+  });
+  loop.set_stall_threshold(std::chrono::milliseconds(10));
+  asyncio::run([] { asyncio::sleep_ms(50); });  // the loop sleeps: nobody is stalling it
+  loop.set_stall_threshold(0);
+  CHECK(log.find("without suspending").empty());
+  CHECK_THROWS_AS(loop.set_stall_threshold(-1), asyncio::ValueError);
+}
+
+TEST_CASE("stall detector: ASYNCIO_STALL_MS turns it on for new loops") {
+  LogCapture log;
+  ::setenv("ASYNCIO_STALL_MS", "10", 1);
+  asyncio::Loop& loop = test::fresh_loop();
+  ::unsetenv("ASYNCIO_STALL_MS");
+  asyncio::run([] {
+    auto hog = asyncio::create_task({"env_hog", 0}, [] { busy_wait_ms(30); });
+    asyncio::await(hog);
+  });
+  loop.set_stall_threshold(0);
+  CHECK_FALSE(log.find("'env_hog' ran for").empty());
+}
+
+TEST_CASE("dump_tasks_on_signal: SIGUSR1 makes the loop dump its tasks to stderr") {
+  test::fresh_loop();
+  asyncio::dump_tasks_on_signal(SIGUSR1);
+  // Capture stderr through a pipe while the loop handles the signal.
+  test::Pipe pipe;
+  const int saved_stderr = ::dup(STDERR_FILENO);
+  ::dup2(pipe.write_fd, STDERR_FILENO);
+  asyncio::run([] {
+    asyncio::Event never;
+    auto waiter = asyncio::create_task({"signal_waiter", 0}, [&] { never.wait(); });
+    asyncio::sleep_ms(1);
+    ::kill(::getpid(), SIGUSR1);
+    asyncio::sleep_ms(20);  // the loop blocks; the request wakes it
+    waiter.cancel();
+  });
+  ::dup2(saved_stderr, STDERR_FILENO);
+  ::close(saved_stderr);
+  asyncio::dump_tasks_on_signal(0);
+  char buffer[4096] = {};
+  const ssize_t got = ::read(pipe.read_fd, buffer, sizeof buffer - 1);
+  const std::string text(buffer, got > 0 ? static_cast<std::size_t>(got) : 0);
+  INFO(text);
+  CHECK(text.find("signal_waiter") != std::string::npos);
+  CHECK(text.find("Event.wait") != std::string::npos);
+  CHECK_THROWS_AS(asyncio::dump_tasks_on_signal(SIGKILL), asyncio::ValueError);
 }

@@ -20,5 +20,6 @@
 #include "asyncio/threadsafe_flag.hpp"
 #include "asyncio/timeout.hpp"
 #if defined(__linux__)
-#include "asyncio/threads.hpp"  // threads exist on the Linux port only
+#include "asyncio/debug_signal.hpp"  // Linux port only
+#include "asyncio/threads.hpp"
 #endif

@@ -156,6 +156,19 @@ class Loop {
     set_busy_poll(std::chrono::ceil<std::chrono::microseconds>(window).count(), mode);
   }
 
+  /// Stall detector (docs/using.md#observing-the-loop): a task that runs longer than `us`
+  /// without suspending is reported with its name and how long it ran; on Linux also with a
+  /// backtrace of the loop thread taken while it still runs. 0 (the default, unless
+  /// ASYNCIO_STALL_MS is set) turns it off. Call on the loop's thread: it is the one sampled.
+  void set_stall_threshold(Micros us);
+  template <class Rep, class Period>
+  void set_stall_threshold(std::chrono::duration<Rep, Period> threshold) {
+    set_stall_threshold(std::chrono::ceil<std::chrono::microseconds>(threshold).count());
+  }
+  /// True while the loop sleeps in its backend rather than running a task (the stall
+  /// detector's sampler reads it on the loop thread).
+  bool blocked() const { return blocked_; }
+
   void set_exception_handler(ExceptionHandler handler);
   ExceptionHandler get_exception_handler() const { return exception_handler_; }
   void call_exception_handler(const ExceptionContext& context);
@@ -311,6 +324,7 @@ class Loop {
   bool interrupted_ = false;  // the request reached the loop thread
   InterruptNode interrupt_node_{*this};
   LoopStats stats_;
+  bool blocked_ = false;  // in the backend's wait or sleep
   detail::RemoteCallQueue remote_calls_{*this};
 };
 

@@ -327,6 +327,7 @@ void Loop::wait_for_events() {
     const bool timer_due = deadline >= 0 && deadline <= batch_until_;
     slot_end = timer_due ? deadline : batch_until_;
     const Micros start = detail::port::now();
+    blocked_ = true;
     backend_->sleep_without_io(slot_end, timer_due);
     note_blocked(start);
     ++stats_.low_power_batches;
@@ -337,6 +338,7 @@ void Loop::wait_for_events() {
     sleeping_.store(true);
     if (signalled_flags_.load() == nullptr) {
       const Micros start = detail::port::now();
+      blocked_ = true;
       backend_->wait(deadline);
       note_blocked(start);
     }
@@ -346,6 +348,7 @@ void Loop::wait_for_events() {
 }
 
 void Loop::note_blocked(Micros start) {
+  blocked_ = false;
   ++stats_.blocking_waits;
   stats_.time_blocked_us += detail::port::now() - start;
 }
@@ -702,6 +705,12 @@ void Loop::set_busy_poll(Micros us, BusyPoll mode) {
   busy_poll_us_ = us;
   busy_poll_mode_ = mode;
   backend_->set_busy_poll(us, mode == BusyPoll::kAdaptive);
+}
+
+void Loop::set_stall_threshold(Micros us) {
+  if (us < 0) throw ValueError("set_stall_threshold: the threshold must be >= 0 (0: off)");
+  check_thread("set_stall_threshold");
+  backend_->set_stall_threshold(us);
 }
 
 void Loop::set_exception_handler(ExceptionHandler handler) {

@@ -101,6 +101,10 @@ class IoBackend {
   /// The finest grid (µs) on which the backend can end a wait without busy waiting: the loop
   /// never rounds a timer deadline to a finer one. 1 on Linux; a board's tick on a board.
   virtual Micros timer_resolution() const { return 1; }
+
+  /// Loop::set_stall_threshold: report a task that runs longer than `us` without suspending
+  /// (0: off). Default: nothing (the port has no stall detector).
+  virtual void set_stall_threshold(Micros /*us*/) {}
 };
 
 namespace port {
