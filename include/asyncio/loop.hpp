@@ -48,20 +48,25 @@ struct FlagNode {
 struct RemoteCall {
   RemoteCall* next = nullptr;
   virtual ~RemoteCall() = default;
-  virtual void start() = 0;  // loop thread, inside the loop's run
+  virtual void start(struct RemoteCallQueue& queue) = 0;  // loop thread, inside the loop's run
 };
 
 /// The loop's lock-free inbox of RemoteCalls: any thread pushes, the loop starts them at its
-/// next switch (src/core/remote_calls.cpp).
+/// next switch, at most kMaxRunning at a time (src/core/remote_calls.cpp).
 struct RemoteCallQueue final : FlagNode {
+  static constexpr int kMaxRunning = 1024;
   explicit RemoteCallQueue(Loop& owner) : loop(owner) {}
   RemoteCallQueue(const RemoteCallQueue&) = delete;
   RemoteCallQueue& operator=(const RemoteCallQueue&) = delete;
   ~RemoteCallQueue();  // deletes the calls that never started
   void post(RemoteCall* call) noexcept;
   void on_signalled() override;
+  void call_finished() noexcept;  // a started call's task ended
   Loop& loop;
   std::atomic<RemoteCall*> calls{nullptr};
+  RemoteCall* waiting = nullptr;       // taken off `calls`, in order, not started yet
+  RemoteCall* waiting_tail = nullptr;
+  int running = 0;
 };
 
 /// A task waiting for a Pollable (docs/semantics.md#pollables); polled at every switch.

@@ -118,7 +118,15 @@ template <class F>
 void call_soon_threadsafe(Loop& loop, F&& fn) {
   struct Call final : detail::RemoteCall {
     explicit Call(F&& function) : fn(std::forward<F>(function)) {}
-    void start() override { create_task(std::move(fn)); }
+    void start(detail::RemoteCallQueue& queue) override {
+      create_task([&queue, call = std::move(fn)]() mutable {
+        struct Finished {
+          ~Finished() { queue.call_finished(); }
+          detail::RemoteCallQueue& queue;
+        } finished{queue};
+        call();
+      });
+    }
     std::decay_t<F> fn;
   };
   loop.post(new Call(std::forward<F>(fn)));
