@@ -313,10 +313,14 @@ int run_workload(const std::string& name, const std::string& mode, double second
   Window window;
   Outcome outcome;
   std::string backend = "none";
+  asyncio::LoopStats stats;
+  std::int64_t run_start_ns = 0;
+  double loop_seconds = 0;
   if (name == kVmWake) {
     vm_wake(seconds, window, outcome);
   } else {
     asyncio::power_mode(mode == "low_power");
+    run_start_ns = bench::now_ns();
     asyncio::run([&] {
       if (name == "blink") blink(seconds, window, outcome);
       if (name == "timers") timers(seconds, window, outcome);
@@ -325,6 +329,8 @@ int run_workload(const std::string& name, const std::string& mode, double second
       if (name == "tsf_1khz") threadsafe_flag(seconds, source_slack_ns, window, outcome);
     });
     backend = asyncio::get_event_loop().backend_name();
+    stats = asyncio::get_event_loop().stats();
+    loop_seconds = static_cast<double>(bench::now_ns() - run_start_ns) / 1e9;
   }
   bench::JsonLine line;
   line.add("workload_result", name)
@@ -339,7 +345,16 @@ int run_workload(const std::string& name, const std::string& mode, double second
       .add("samples", static_cast<std::int64_t>(outcome.latency_ms.size()))
       .add("late_over_slot", static_cast<std::int64_t>(
                                  std::count_if(outcome.latency_ms.begin(), outcome.latency_ms.end(),
-                                               [](double ms) { return ms > kSlotMs; })));
+                                               [](double ms) { return ms > kSlotMs; })))
+      // The loop's own view (Loop::stats), over the whole run rather than the window.
+      .add("loop_seconds", loop_seconds)
+      .add("loop_task_switches", static_cast<std::int64_t>(stats.task_switches))
+      .add("loop_task_wakeups", static_cast<std::int64_t>(stats.task_wakeups))
+      .add("loop_blocking_waits", static_cast<std::int64_t>(stats.blocking_waits))
+      .add("loop_time_blocked_ms", static_cast<double>(stats.time_blocked_us) / 1000.0)
+      .add("loop_io_polls", static_cast<std::int64_t>(stats.io_polls))
+      .add("loop_empty_io_polls", static_cast<std::int64_t>(stats.empty_io_polls))
+      .add("loop_low_power_batches", static_cast<std::int64_t>(stats.low_power_batches));
   window.report(line);
   line.print();
   return 0;
@@ -445,6 +460,8 @@ struct Row {
   double first_set_p99 = 0;  // tsf_1khz: p99 of the first set each waiter run served
   double toggle_cpu_p50 = 0;  // blink: the median toggle's CPU (loop thread), us
   double cpu_per_wakeup = 0;  // CPU us per wake-up: vm_wake's is the VM's bare cost of one
+  double loop_sleeps_per_sec = 0;  // Loop::stats: the loop's blocking waits
+  double loop_batches_per_sec = 0;  // Loop::stats: low-power batching sleeps
   std::int64_t lost = 0;
 };
 
@@ -512,6 +529,9 @@ Row finish_run(Run& run) {
   row.first_set_p99 = json_number(result, "first_set_p99_ms");
   row.toggle_cpu_p50 = json_number(result, "toggle_cpu_p50_us");
   double window = json_number(result, "seconds");
+  const double run_seconds = json_number(result, "loop_seconds");
+  row.loop_sleeps_per_sec = json_number(result, "loop_blocking_waits") / run_seconds;
+  row.loop_batches_per_sec = json_number(result, "loop_low_power_batches") / run_seconds;
   // The power model of tools/power_proxy with its default coefficients (see its source).
   double idle_mw = 2000, wakeup_uj = 50, active_mw = 10000;
   if (!meter_line.empty() && workload != "tsf_1khz") {
@@ -556,6 +576,8 @@ Row combine(const std::vector<Row>& rounds) {
   out.cpu_per_wakeup = median_of(&Row::cpu_per_wakeup);
   out.toggle_cpu_p50 = median_of(&Row::toggle_cpu_p50);
   out.power = median_of(&Row::power);
+  out.loop_sleeps_per_sec = median_of(&Row::loop_sleeps_per_sec);
+  out.loop_batches_per_sec = median_of(&Row::loop_batches_per_sec);
   out.max = bench::percentile(present(&Row::max), 100);
   out.lost = 0;
   for (const Row& round : rounds) out.lost += round.lost;
@@ -590,7 +612,7 @@ int main(int argc, char** argv) {
                    "measuring in-process with getrusage\n");
     }
     bench::Table table({"workload", "mode", "wakeups/s", "CPU us/s", "lost", "p99 ms", "max ms",
-                        "model mW", "meter"});
+                        "model mW", "loop sleeps/s", "meter"});
     for (const auto& name : kWorkloads) {
       if (!bench::selected(filter, name)) continue;
       std::map<std::string, std::vector<Row>> by_mode;
@@ -650,7 +672,9 @@ int main(int argc, char** argv) {
               .add("scope", row.scope)
               .add("backend", row.backend)
               .add("latency_max_ms", row.max)
-              .add("cpu_us_per_wakeup", row.cpu_per_wakeup);
+              .add("cpu_us_per_wakeup", row.cpu_per_wakeup)
+              .add("loop_sleeps_per_sec", row.loop_sleeps_per_sec)
+              .add("loop_batches_per_sec", row.loop_batches_per_sec);
           if (row.workload == "tsf_1khz") line.add("first_set_p99_ms", row.first_set_p99);
           if (row.workload == "blink") line.add("toggle_cpu_p50_us", row.toggle_cpu_p50);
           line.print();
@@ -658,7 +682,7 @@ int main(int argc, char** argv) {
         table.add_row({row.workload, row.mode, bench::fixed(row.wakeups_per_sec, 2),
                        bench::fixed(row.cpu_us_per_sec, 1), std::to_string(row.lost),
                        bench::fixed(row.p99, 2), bench::fixed(row.max, 2),
-                       bench::fixed(row.power, 1),
+                       bench::fixed(row.power, 1), bench::fixed(row.loop_sleeps_per_sec, 2),
                        row.meter + (row.scope == "loop_thread" ? " (loop thread)" : "")});
       }
     }

@@ -80,14 +80,33 @@ void blink(const Flags& flags) {
     }
     std::fflush(stdout);
   }
+  // What the loop did meanwhile: low-power mode shows up as fewer, batched, sleeps.
+  const asyncio::LoopStats& stats = asyncio::get_event_loop().stats();
   if (flags.json) {
     std::printf("%s\n", demo::JsonLine{}
                             .add("example", "blink_power")
                             .add("mode", flags.low_power ? "low_power" : "normal")
                             .add("toggles", flags.seconds)
                             .add("max_late_ms", worst_ms)
+                            .add("task_switches", stats.task_switches)
+                            .add("task_wakeups", stats.task_wakeups)
+                            .add("blocking_waits", stats.blocking_waits)
+                            .add("time_blocked_ms", static_cast<double>(stats.time_blocked_us) / 1000.0)
+                            .add("io_polls", stats.io_polls)
+                            .add("empty_io_polls", stats.empty_io_polls)
+                            .add("low_power_batches", stats.low_power_batches)
                             .str()
                             .c_str());
+  } else {
+    std::printf("loop: %llu switches, %llu wake-ups, %llu blocking waits (%.1f ms blocked), "
+                "%llu I/O polls (%llu empty), %llu low-power batches\n",
+                static_cast<unsigned long long>(stats.task_switches),
+                static_cast<unsigned long long>(stats.task_wakeups),
+                static_cast<unsigned long long>(stats.blocking_waits),
+                static_cast<double>(stats.time_blocked_us) / 1000.0,
+                static_cast<unsigned long long>(stats.io_polls),
+                static_cast<unsigned long long>(stats.empty_io_polls),
+                static_cast<unsigned long long>(stats.low_power_batches));
   }
 }
 

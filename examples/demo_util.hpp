@@ -82,6 +82,11 @@ class JsonLine {
     text_ += std::to_string(value);
     return *this;
   }
+  JsonLine& add(std::string_view key, std::uint64_t value) {
+    start(key);
+    text_ += std::to_string(value);
+    return *this;
+  }
   JsonLine& add(std::string_view key, bool value) {
     start(key);
     text_ += value ? "true" : "false";

@@ -5,9 +5,11 @@
 #include "asyncio/errors.hpp"
 #include "asyncio/event.hpp"
 #include "asyncio/funcs.hpp"
+#include "asyncio/introspect.hpp"
 #include "asyncio/io.hpp"
 #include "asyncio/log.hpp"
 #include "asyncio/loop.hpp"
+#include "asyncio/loop_stats.hpp"
 #include "asyncio/net.hpp"
 #include "asyncio/pollable.hpp"
 #include "asyncio/queue.hpp"
@@ -17,3 +19,7 @@
 #include "asyncio/task_group.hpp"
 #include "asyncio/threadsafe_flag.hpp"
 #include "asyncio/timeout.hpp"
+#if defined(__linux__)
+#include "asyncio/debug_signal.hpp"  // Linux port only
+#include "asyncio/threads.hpp"
+#endif

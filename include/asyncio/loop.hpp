@@ -15,10 +15,12 @@
 #include "asyncio/detail/port.hpp"
 #include "asyncio/detail/registry.hpp"
 #include "asyncio/detail/scheduler.hpp"
+#include "asyncio/loop_stats.hpp"
 
 namespace asyncio {
 
 class Pollable;
+class ThreadPoolExecutor;
 
 /// Loop::set_busy_poll's window: fixed, or adapted to how long the waits turn out to be.
 enum class BusyPoll { kFixed, kAdaptive };
@@ -29,6 +31,33 @@ struct ExceptionContext {
   std::exception_ptr exception;
   std::string task;  // name of the task involved, or empty
 };
+
+namespace detail {
+/// A call posted from another thread (call_soon_threadsafe); started as a task on the loop.
+struct RemoteCall {
+  RemoteCall* next = nullptr;
+  virtual ~RemoteCall() = default;
+  virtual void start(struct RemoteCallQueue& queue) = 0;  // loop thread, inside the loop's run
+};
+
+/// The loop's lock-free inbox of RemoteCalls: any thread pushes, the loop starts them at its
+/// next switch, at most kMaxRunning at a time (src/core/remote_calls.cpp).
+struct RemoteCallQueue final : FlagNode {
+  static constexpr int kMaxRunning = 1024;
+  explicit RemoteCallQueue(Loop& owner) : loop(owner) {}
+  RemoteCallQueue(const RemoteCallQueue&) = delete;
+  RemoteCallQueue& operator=(const RemoteCallQueue&) = delete;
+  ~RemoteCallQueue();  // deletes the calls that never started
+  void post(RemoteCall* call) noexcept;
+  void on_signalled() override;
+  void call_finished() noexcept;  // a started call's task ended
+  Loop& loop;
+  std::atomic<RemoteCall*> calls{nullptr};
+  RemoteCall* waiting = nullptr;       // taken off `calls`, in order, not started yet
+  RemoteCall* waiting_tail = nullptr;
+  int running = 0;
+};
+}  // namespace detail
 
 class Loop {
  public:
@@ -113,6 +142,19 @@ class Loop {
     set_busy_poll(std::chrono::ceil<std::chrono::microseconds>(window).count(), mode);
   }
 
+  /// Stall detector (docs/using.md#observing-the-loop): a task that runs longer than `us`
+  /// without suspending is reported with its name and how long it ran; on Linux also with a
+  /// backtrace of the loop thread taken while it still runs. 0 (the default, unless
+  /// ASYNCIO_STALL_MS is set) turns it off. Call on the loop's thread: it is the one sampled.
+  void set_stall_threshold(Micros us);
+  template <class Rep, class Period>
+  void set_stall_threshold(std::chrono::duration<Rep, Period> threshold) {
+    set_stall_threshold(std::chrono::ceil<std::chrono::microseconds>(threshold).count());
+  }
+  /// True while the loop sleeps in its backend rather than running a task (the stall
+  /// detector's sampler reads it on the loop thread).
+  bool blocked() const { return scheduler_.blocked(); }
+
   void set_exception_handler(ExceptionHandler handler);
   ExceptionHandler get_exception_handler() const { return exception_handler_; }
   void call_exception_handler(const ExceptionContext& context);
@@ -125,10 +167,15 @@ class Loop {
   Micros time() const { return scheduler_.time(); }
   Micros refresh_time() { return scheduler_.refresh_time(); }
 
+  /// What the loop has done since it was made (counts, time blocked). Loop thread.
+  const LoopStats& stats() const { return scheduler_.stats(); }
+
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 
   detail::Scheduler& scheduler() { return scheduler_; }
   detail::TaskRecord* current() const { return scheduler_.current(); }
+  /// Every task not yet done (LiveLink nodes), for asyncio::all_tasks(). Loop thread.
+  const detail::List& live_tasks() const { return scheduler_.live_tasks(); }
   void check_thread(const char* what) const { scheduler_.check_thread(what); }
   void spawn(detail::TaskRecord* task) { scheduler_.spawn(task); }
   detail::WakeReason suspend(Micros deadline = -1) { return scheduler_.suspend(deadline); }
@@ -151,6 +198,15 @@ class Loop {
   unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1) {
     return scheduler_.wait_pollable(device, events, deadline);
   }
+
+  /// Takes ownership of `call` and starts it as a task at the loop's next switch. Lock-free,
+  /// any thread; the caller allocated `call`, so not from a signal handler.
+  void post(detail::RemoteCall* call) noexcept { remote_calls_.post(call); }
+  /// CPython's loop.run_in_executor: runs `fn()` on `executor`'s threads (nullptr: the default
+  /// pool) and suspends the calling task until it returns its value or rethrows. Linux only:
+  /// defined in asyncio/threads.hpp.
+  template <class F>
+  auto run_in_executor(ThreadPoolExecutor* executor, F fn);
 
   /// The loop running on the calling thread, or nullptr outside run_*().
   static Loop* running() noexcept {
@@ -177,6 +233,7 @@ class Loop {
   std::atomic<bool> interrupt_requested_{false};
   bool interrupted_ = false;  // the request reached the loop thread
   InterruptNode interrupt_node_{*this};
+  detail::RemoteCallQueue remote_calls_{*this};
 };
 
 /// The calling thread's loop (MicroPython's get_event_loop()).

@@ -84,6 +84,7 @@ void gather_records(TaskRecord* const* tasks, std::size_t count, bool return_exc
   };
   if (!state.failed && state.remaining > 0) {
     try {
+      detail::note_wait(loop.current(), "gather");
       loop.suspend();
     } catch (...) {
       // As MicroPython: cancelling the gather cancels the tasks still running.

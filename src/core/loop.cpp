@@ -117,6 +117,12 @@ void Loop::set_busy_poll(Micros us, BusyPoll mode) {
   scheduler_.backend().set_busy_poll(us, mode == BusyPoll::kAdaptive);
 }
 
+void Loop::set_stall_threshold(Micros us) {
+  if (us < 0) throw ValueError("set_stall_threshold: the threshold must be >= 0 (0: off)");
+  check_thread("set_stall_threshold");
+  backend().set_stall_threshold(us);
+}
+
 void Loop::set_exception_handler(ExceptionHandler handler) {
   exception_handler_ = std::move(handler);
 }

@@ -180,6 +180,7 @@ void Scheduler::expire_timers() {
     TaskRecord* task = timers_.pop();
     __builtin_prefetch(task);  // its saved stack pointer, read when it nears the queue's head
     task->wake_reason = WakeReason::kTimeout;
+    ++stats_.task_wakeups;
     // Keep the task's own due time: it is older than anything queued since the last clock
     // reading, so the FIFO stays in due order (see ready_queue.hpp).
     ready_.push_due(task, task->due);
@@ -229,16 +230,31 @@ void Scheduler::wait_for_events() {
     // until the slot ends, then take it all at once.
     const bool timer_due = deadline >= 0 && deadline <= batch_until_;
     slot_end = timer_due ? deadline : batch_until_;
+    const Micros start = read_clock();
+    blocked_ = true;
     backend_->sleep_without_io(slot_end, timer_due);
+    note_blocked(start);
+    ++stats_.low_power_batches;
     backend_->wait(0);  // poll everything without blocking
   } else {
     // Publish that we may block before the last look at the flags: signal_flag() pushes, then
     // reads sleeping_; we store sleeping_, then read the stack. One of us sees the other.
     sleeping_.store(true);
-    if (signalled_flags_.load() == nullptr) backend_->wait(deadline);
+    if (signalled_flags_.load() == nullptr) {
+      const Micros start = read_clock();
+      blocked_ = true;
+      backend_->wait(deadline);
+      note_blocked(start);
+    }
     sleeping_.store(false, std::memory_order_relaxed);
   }
   if (low_power_) note_low_power_wake(grid, deliveries_before, slot_end);
+}
+
+void Scheduler::note_blocked(Micros start) {
+  blocked_ = false;
+  ++stats_.blocking_waits;
+  stats_.time_blocked_us += read_clock() - start;
 }
 
 void Scheduler::note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end) {
@@ -353,6 +369,7 @@ void Scheduler::wake_io(TaskRecord* task, unsigned events) {
   task->wake_reason = WakeReason::kIo;
   task->io_events = events;
   ++io_deliveries_;
+  ++stats_.task_wakeups;
   // A fresh clock keeps the starvation bound honest while the loop is busy (docs/semantics.md#fast-io): the key
   // now - bound is compared with the keys of tasks already queued. With no task queued and
   // no timer pending, tasks queued later get later keys whatever the clock says, so an idle
@@ -453,6 +470,7 @@ unsigned Scheduler::wait_pollable(Pollable& device, unsigned events, Micros dead
   wait.task = current_;
   if (!wait.task) throw RuntimeError("wait_pollable: called outside a task");
   pollables_.push_back(&wait);
+  note_wait(wait.task, "Pollable.poll", &device, -1, events);
   try {
     suspend(deadline);
   } catch (...) {

@@ -47,6 +47,7 @@ WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel) {
   std::exception_ptr expired;
   for (;;) {
     try {
+      note_wait(me, "await", task);
       reason = loop.suspend(deadline);
       break;
     } catch (const DeadlineExpired&) {

@@ -56,6 +56,7 @@ void TaskGroup::finish(std::exception_ptr body_error) {
   while (running_ > 0) {
     parent_waiting_ = true;
     try {
+      detail::note_wait(parent_, "TaskGroup");
       parent_->scheduler->suspend();
     } catch (const CancelledError&) {
       // As CPython: take the group down, but still wait for it; the tasks reference it.

@@ -45,6 +45,7 @@ void ThreadSafeFlag::wait() {
   bool gone = false;
   waiter_ = me;
   waiter_gone_ = &gone;
+  detail::note_wait(me, "ThreadSafeFlag.wait", this);
   loop.add_external_waiter();
   try {
     loop.suspend();

@@ -233,6 +233,7 @@ unsigned wait_io(int fd, unsigned events) {
   detail::DescriptorWaits& backend = *waits;
   backend.start_wait(fd, events, me);
   me->io_error = 0;
+  detail::note_wait(me, "wait_io", nullptr, fd, events);
   try {
     loop.suspend();
   } catch (...) {

@@ -9,6 +9,7 @@
 
 #include "asyncio/detail/port.hpp"
 #include "asyncio/detail/task_record.hpp"
+#include "monitor.hpp"
 
 namespace asyncio::detail {
 
@@ -86,6 +87,7 @@ class LinuxBackend : public IoBackend, public DescriptorWaits {
   /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
   /// with others; leaving the mode restores the previous value.
   void set_low_power(bool on) override;
+  void set_stall_threshold(Micros us) override { monitor_.set_stall_threshold(us); }
   void set_busy_poll(Micros us, bool adaptive) override {
     busy_poll_us_ = us;
     adaptive_ = adaptive;
@@ -143,6 +145,7 @@ class LinuxBackend : public IoBackend, public DescriptorWaits {
   Micros wait_started_ = -1;  // when the current spin-then-block began; -1: not spinning
   bool adaptive_ = false;
   bool low_power_ = false;
+  LoopMonitor monitor_{loop_};  // stall detector, task dump on a signal
 };
 
 /// The eventfd that interrupts a blocked wait (ThreadSafeFlag, other threads).

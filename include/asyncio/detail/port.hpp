@@ -120,6 +120,10 @@ class IoBackend {
   /// never rounds a timer deadline to a finer one. 1 on Linux; a board's tick on a board.
   virtual Micros timer_resolution() const { return 1; }
 
+  /// Loop::set_stall_threshold: report a task that runs longer than `us` without suspending
+  /// (0: off). Default: nothing (the port has no stall detector).
+  virtual void set_stall_threshold(Micros /*us*/) {}
+
   /// A backend that keeps its own clock (virtual time, asyncio/testing.hpp) returns it here;
   /// the loop then reads time from it instead of port::now(). Default: the port's clock.
   virtual const Micros* virtual_clock() const noexcept { return nullptr; }

@@ -23,6 +23,7 @@
 #include "asyncio/detail/ready_queue.hpp"
 #include "asyncio/detail/task_record.hpp"
 #include "asyncio/detail/timer_heap.hpp"
+#include "asyncio/loop_stats.hpp"
 
 namespace asyncio {
 
@@ -126,6 +127,7 @@ class Scheduler {
     if (task->state != TaskState::kSuspended) return;
     if (TimerHeap::contains(task)) timers_.remove(task);
     task->wake_reason = reason;
+    ++stats_.task_wakeups;
     stamp_time();  // as in spawn(): expired timers queue first
     ready_.push_due(task, now_);
   }
@@ -145,6 +147,12 @@ class Scheduler {
 
   /// Waits for `device` to report any of `events` (docs/semantics.md#pollables).
   unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1);
+
+  const LoopStats& stats() const { return stats_; }
+  /// True while the loop sleeps in its backend rather than running a task.
+  bool blocked() const { return blocked_; }
+  /// Every task not yet done (LiveLink nodes). Loop thread.
+  const List& live_tasks() const { return live_tasks_list_; }
 
  private:
   [[noreturn, gnu::cold]] static void throw_wrong_thread(const char* what);
@@ -175,9 +183,12 @@ class Scheduler {
   }
   void release_finished();
   void poll_sources() {
+    const std::uint64_t deliveries_before = io_deliveries_;
     backend_->poll_if_ready();
     if (signalled_flags_.load(std::memory_order_relaxed)) drain_signalled_flags();
     if (!pollables_.empty()) poll_pollables();
+    ++stats_.io_polls;
+    stats_.empty_io_polls += io_deliveries_ == deliveries_before ? 1 : 0;
   }
   void prefetch_next() const;
   /// Before an enqueue: brings now_ up to date (cheaply where only the order needs it) and
@@ -188,6 +199,7 @@ class Scheduler {
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();
+  void note_blocked(Micros start);  // stats of a sleep that began at `start`
   void note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end);
   void run_until_idle();
   bool cancel_live_tasks();
@@ -234,6 +246,8 @@ class Scheduler {
   std::atomic<bool> sleeping_{false};
   List live_tasks_list_;  // every task not yet done, for close()
   std::exception_ptr escaping_;  // a non-std exception on its way out of run()
+  LoopStats stats_;
+  bool blocked_ = false;  // in the backend's wait or sleep
 };
 
 // ---- The switch path ----
@@ -259,7 +273,10 @@ inline void Scheduler::switch_to(Fiber* next, bool finished) {
   running_fiber_ = next;
   current_ = next == &loop_fiber_ ? nullptr : static_cast<TaskRecord*>(next);
   if (current_) current_->state = TaskState::kRunning;
-  if (from != next) port::switch_fiber(from, next, finished);
+  if (from != next) {
+    ++stats_.task_switches;
+    port::switch_fiber(from, next, finished);
+  }
   after_switch();
 }
 
@@ -269,6 +286,7 @@ inline WakeReason Scheduler::suspend(Micros deadline) {
   raise_pending_cancel(me);
   me->state = TaskState::kSuspended;
   me->wake_reason = WakeReason::kNone;
+  me->waiting_since = now_;
   // An armed timeout() scope that ends before the caller's own deadline takes its place; its
   // timer firing is then the scope's expiry, not the caller's timeout.
   const bool scope_first = me->scope_deadline >= 0 && (deadline < 0 || me->scope_deadline < deadline);
@@ -284,6 +302,7 @@ inline WakeReason Scheduler::suspend(Micros deadline) {
     }
   }
   run_others(me);
+  me->waits_on = nullptr;  // the next suspension says what it waits on, or nothing
   raise_pending_cancel(me);
   if (scope_first && me->wake_reason == WakeReason::kTimeout) throw_scope_expiry(me);
   return me->wake_reason;

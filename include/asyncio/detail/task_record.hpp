@@ -66,7 +66,23 @@ struct TaskRecord : Fiber {
   LiveLink live_link;                  // in Loop's list of tasks not yet done
   std::string name;
   std::uint64_t id = 0;
+  // What the task waits on while suspended, for asyncio::all_tasks(): set by the call that
+  // suspends it (a few stores), cleared when it resumes; the loop stamps waiting_since.
+  const char* waits_on = nullptr;     // "Event.wait", "sleep", "wait_io"... (static text)
+  const void* wait_object = nullptr;  // the object waited on; an awaited task's TaskRecord
+  int wait_fd = -1;                   // wait_io's descriptor
+  unsigned wait_events = 0;           // wait_io's / a Pollable's direction
+  Micros waiting_since = 0;
 };
+
+/// Records what `task` is about to wait on (see TaskRecord::waits_on).
+inline void note_wait(TaskRecord* task, const char* what, const void* object = nullptr,
+                      int fd = -1, unsigned events = 0) noexcept {
+  task->waits_on = what;
+  task->wait_object = object;
+  task->wait_fd = fd;
+  task->wait_events = events;
+}
 
 void add_reference(TaskRecord* task) noexcept;
 void drop_reference(TaskRecord* task) noexcept;

@@ -66,6 +66,7 @@ class WaitQueue {
   template <class PassOn>
   void wait(TaskWaitNode& node, const char* what, PassOn&& pass_on) {
     node.task = running_task(what);
+    note_wait(node.task, what, this);
     waiters_.push_back(&node);
     try {
       node.task->scheduler->suspend();
