@@ -242,7 +242,6 @@ TEST_CASE("a pollable waiter coexists with timers and file descriptors" * doctes
   test::Pipe pipe;
   Log log;
   asyncio::run([&] {
-    timer.start(20);
     auto device_waiter = asyncio::create_task([&] {
       asyncio::wait_pollable(timer, asyncio::POLL_RD);
       log.push_back("device");
@@ -251,11 +250,17 @@ TEST_CASE("a pollable waiter coexists with timers and file descriptors" * doctes
       asyncio::wait_readable(pipe.read_fd);
       log.push_back("pipe");
     });
+    // Each event is caused by the one before, so a slow machine cannot reorder them; the
+    // device fires while a descriptor wait and a timer (the sleep below) are pending.
     auto sleeper = asyncio::create_task([&] {
       asyncio::sleep_ms(5);
       log.push_back("sleep");
-      asyncio::sleep_ms(35);
+      timer.start(20);
+      auto long_sleep = asyncio::create_task([] { asyncio::sleep_ms(60'000); });
+      device_waiter.wait();
       pipe.write_byte();
+      pipe_waiter.wait();
+      long_sleep.cancel();
     });
     asyncio::gather(device_waiter, pipe_waiter, sleeper);
   });

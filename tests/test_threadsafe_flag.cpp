@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -174,6 +175,27 @@ TEST_CASE("a set from another thread wakes an idle loop") {
   });
   setter.join();
   CHECK(waited_ms < 2000);
+}
+
+TEST_CASE("the flag and its loop may die while the set() that woke the waiter still runs") {
+  // set() stores the flag, then wakes the sleeping loop: the waiter may return, and the flag
+  // and the loop be destroyed, in between. Without the destructors waiting for it, ASan sees a
+  // use after free and TSan a race with the closing of the loop's wake-up descriptor.
+  for (int round = 0; round < 100; ++round) {
+    test::fresh_loop();
+    std::thread setter;
+    auto flag = std::make_unique<asyncio::ThreadSafeFlag>();
+    asyncio::run([&] {
+      setter = std::thread([raw = flag.get()] {
+        std::this_thread::sleep_for(1ms);  // the loop is asleep by then: set() must wake it
+        raw->set();
+      });
+      CHECK(wait_returns_within(*flag, 10'000));
+    });
+    flag.reset();
+    asyncio::new_event_loop();  // destroys the loop the flag was waited on
+    setter.join();
+  }
 }
 
 TEST_CASE("a set from another thread before the loop runs is not lost") {

@@ -12,8 +12,9 @@ namespace asyncio {
 /// blocked, wakes it (an eventfd write on Linux). The loop looks at that stack at every task
 /// switch, so a set is seen at the next switch even while other tasks keep the loop busy.
 ///
-/// Destroy a flag only when no set() can still be running on another thread, and do not call
-/// set() once the loop it was waited on is destroyed.
+/// A flag, and the loop it was waited on, may be destroyed as soon as the waiter has returned:
+/// their destructors wait for set() calls still under way on other threads. Do not call set()
+/// on a flag that is destroyed, or once the loop it was waited on is destroyed.
 class ThreadSafeFlag final : private detail::FlagNode {
  public:
   ThreadSafeFlag() = default;
@@ -35,6 +36,7 @@ class ThreadSafeFlag final : private detail::FlagNode {
   void on_signalled() override;
 
   std::atomic<bool> set_{false};
+  std::atomic<int> setters_{0};  // set() calls under way
   std::atomic<Loop*> loop_{nullptr};
   detail::TaskRecord* waiter_ = nullptr;
   bool* waiter_gone_ = nullptr;  // in the waiter's frame: set when the flag dies under it

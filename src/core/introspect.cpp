@@ -50,7 +50,12 @@ void describe_wait(const TaskRecord* task, Micros now, TaskInfo& info) {
     info.detail = "task '" + static_cast<const TaskRecord*>(task->wait_object)->name + "'";
   } else if (task->wait_object) {
     info.detail = address(task->wait_object);
-    if (task->wait_events) info.detail += " " + direction(task->wait_events);
+    if (task->wait_events) {
+      // Two appends rather than `" " + direction(...)`: GCC 12 at -O3 misreads the latter as an
+      // overlapping memcpy (-Wrestrict) and -Werror builds would fail.
+      info.detail += ' ';
+      info.detail += direction(task->wait_events);
+    }
   }
 }
 

@@ -39,6 +39,8 @@ Loop::Loop(std::unique_ptr<detail::IoBackend> backend) : scheduler_(*this, std::
 }
 
 Loop::~Loop() {
+  // A thread that has just set a flag of ours may still be on its way out of signal_flag().
+  detail::ExternalAccess::wait_for_earlier();
   try {
     close();
   } catch (...) {

@@ -22,6 +22,7 @@ RemoteCallQueue::~RemoteCallQueue() {
 }
 
 void RemoteCallQueue::post(RemoteCall* call) noexcept {
+  const ExternalAccess access;  // the loop may run the call and be gone before signal_flag()
   RemoteCall* head = calls.load(std::memory_order_relaxed);
   do {
     call->next = head;

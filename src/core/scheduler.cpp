@@ -397,7 +397,39 @@ void Scheduler::throw_wrong_thread(const char* what) {
 
 // ---- ThreadSafeFlag delivery ----
 
+namespace {
+// Scopes in progress, counted by the parity of the epoch they began in: a waiter moves the
+// epoch on and waits for the old parity to drain, while new scopes count under the new one.
+std::atomic<unsigned> access_epoch{0};
+std::atomic<unsigned> accesses_in_progress[2] = {0, 0};
+std::atomic_flag epoch_writer = ATOMIC_FLAG_INIT;
+}  // namespace
+
+ExternalAccess::ExternalAccess() noexcept {
+  for (;;) {
+    const unsigned epoch = access_epoch.load();
+    parity_ = epoch & 1U;
+    accesses_in_progress[parity_].fetch_add(1);
+    // Counted under a parity a waiter has already drained: count again under the current one.
+    if (access_epoch.load() == epoch) return;
+    accesses_in_progress[parity_].fetch_sub(1);
+  }
+}
+
+ExternalAccess::~ExternalAccess() { accesses_in_progress[parity_].fetch_sub(1); }
+
+void ExternalAccess::wait_for_earlier() noexcept {
+  // One waiter at a time: a second flip would send new scopes back to the parity being drained.
+  while (epoch_writer.test_and_set(std::memory_order_acquire)) {
+  }
+  const unsigned old_parity = access_epoch.fetch_add(1) & 1U;
+  while (accesses_in_progress[old_parity].load() != 0) {
+  }
+  epoch_writer.clear(std::memory_order_release);
+}
+
 void Scheduler::signal_flag(FlagNode* flag) noexcept {
+  const ExternalAccess access;  // the push below may let the loop finish and be destroyed
   if (flag->queued.exchange(true)) return;  // already on the stack: the loop will see it
   FlagNode* head = signalled_flags_.load(std::memory_order_relaxed);
   do {

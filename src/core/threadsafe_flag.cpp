@@ -7,6 +7,9 @@
 namespace asyncio {
 
 ThreadSafeFlag::~ThreadSafeFlag() {
+  while (setters_.load() != 0) {
+    // A set() on another thread is between its store and its last touch of this flag.
+  }
   if (detail::TaskRecord* waiter = waiter_) {
     // The waiter's frame outlives us: tell it, and wake it with an error.
     waiter_ = nullptr;
@@ -23,10 +26,15 @@ ThreadSafeFlag::~ThreadSafeFlag() {
 }
 
 void ThreadSafeFlag::set() noexcept {
+  // Once set_ is stored, the waiter may return, and the flag and its loop be destroyed, before
+  // this call ends: each destructor waits for the calls that began before it.
+  const detail::ExternalAccess access;
+  setters_.fetch_add(1);
   // Store the flag before reading the loop: wait() stores the loop before reading the flag,
   // so with sequentially consistent order one of the two always sees the other.
   set_.store(true);
   if (Loop* loop = loop_.load()) loop->signal_flag(this);
+  setters_.fetch_sub(1);
 }
 
 void ThreadSafeFlag::wait() {

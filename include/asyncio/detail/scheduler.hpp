@@ -32,6 +32,24 @@ class Pollable;
 
 namespace detail {
 
+/// Brackets code that may touch a loop from outside its thread (ThreadSafeFlag::set(),
+/// call_soon_threadsafe, signal handlers). A loop being destroyed first waits for every such
+/// scope that began before, so a setter whose store let the loop finish never reaches freed
+/// memory (docs/semantics.md#threadsafeflag). Lock-free and async-signal-safe.
+class ExternalAccess {
+ public:
+  ExternalAccess() noexcept;
+  ~ExternalAccess();
+  ExternalAccess(const ExternalAccess&) = delete;
+  ExternalAccess& operator=(const ExternalAccess&) = delete;
+
+  /// Returns once every ExternalAccess that began before the call has ended.
+  static void wait_for_earlier() noexcept;
+
+ private:
+  unsigned parity_;
+};
+
 /// A ThreadSafeFlag as the loop sees it: an intrusive, lock-free "signalled" stack node.
 struct FlagNode {
   FlagNode* next_signalled = nullptr;
