@@ -46,6 +46,11 @@ struct ExceptionGlobals {
 extern constinit thread_local ExceptionGlobals* exception_globals_cache;
 [[gnu::cold]] ExceptionGlobals* load_exception_globals() noexcept;
 
+#ifdef ASYNCIO_TSAN
+/// Keeps a finished fiber's TSan context for the next make_fiber (src/linux/fiber.cpp).
+void release_tsan_fiber(Fiber* finished) noexcept;
+#endif
+
 /// What the switching side hands to the resumed side; lives on the switcher's stack.
 struct Switch {
   Fiber* from;
@@ -90,10 +95,7 @@ inline Fiber* after_jump(fcontext::transfer_t transfer) noexcept {
   }
 #endif
 #ifdef ASYNCIO_TSAN
-  if (s->from_finished && s->from->sanitizer_state[1]) {
-    __tsan_destroy_fiber(s->from->sanitizer_state[1]);
-    s->from->sanitizer_state[1] = nullptr;
-  }
+  if (s->from_finished && s->from->sanitizer_state[1]) release_tsan_fiber(s->from);
 #endif
   running_fiber = s->to;
   return s->to;
