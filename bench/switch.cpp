@@ -34,11 +34,13 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: switch [--json] [--quick] [--tasks 10,1000] [--duration-ms 200] [--repeat 5]\n"
-    "              [--impl uring,epoll,uring_consumer,epoll_consumer,boost_fiber,boost_asio]\n"
+    "              [--impl uring,epoll,uring_stall,epoll_stall,uring_consumer,epoll_consumer,\n"
+    "                      boost_fiber,boost_asio]\n"
     "Switch rate of N tasks looping on sleep_ms(0) (fast-I/O mode) vs Boost.Fiber and Asio.\n"
     "Each (impl, N) runs --repeat times, interleaved; the median rate is reported.\n"
     "*_consumer: the same loop in a copy of this program built as a consumer builds it\n"
-    "(no LTO), run as a child process in every round.\n";
+    "(no LTO), run as a child process in every round.\n"
+    "*_stall: the same loop with the stall detector on (10 ms threshold), to show its cost.\n";
 
 /// Counts switches and decides when a run ends.
 class SwitchMeter {
@@ -89,11 +91,17 @@ class SwitchMeter {
   std::uint64_t end_count_ = 0;
 };
 
-/// Ours: N tasks on a fresh loop of `backend`, fast-I/O mode; main waits in gather.
-double measure_asyncio(const std::string& backend, int tasks, std::int64_t duration_ns) {
+/// The stall threshold of the `<backend>_stall` impls: the detector armed, never firing.
+constexpr auto kStallThreshold = std::chrono::milliseconds(10);
+
+/// Ours: N tasks on a fresh loop of `backend`, fast-I/O mode; main waits in gather. With
+/// `stall_detector`, the loop's stall detector is on, to show what it costs.
+double measure_asyncio(const std::string& backend, int tasks, std::int64_t duration_ns,
+                       bool stall_detector = false) {
   SwitchMeter meter(duration_ns);
   bench::use_backend(backend);
   asyncio::roundrobin(false);
+  if (stall_detector) asyncio::get_event_loop().set_stall_threshold(kStallThreshold);
   asyncio::run([&] {
     std::vector<asyncio::Task<void>> workers;
     for (int i = 0; i < tasks; ++i) {
@@ -180,6 +188,13 @@ std::vector<Implementation> implementations(const std::string& filter) {
                      return measure_asyncio(backend, tasks, duration_ns);
                    }});
   }
+  for (const auto& backend : bench::available_backends("")) {
+    const std::string name = backend + "_stall";
+    if (!bench::selected(filter, name)) continue;
+    all.push_back({name, [backend](int tasks, std::int64_t duration_ns) {
+                     return measure_asyncio(backend, tasks, duration_ns, true);
+                   }});
+  }
 #ifdef ASYNCIO_SWITCH_CONSUMER
   for (const auto& backend : bench::available_backends("")) {
     const std::string name = backend + "_consumer";
@@ -249,6 +264,8 @@ void report(const Settings& settings, const std::vector<Implementation>& impls,
             .add("tasks", tasks)
             .add("switches_per_sec", rate)
             .add("build", impl.name.ends_with("_consumer") ? "consumer" : "in-tree")
+            .add("stall_detector_ms",
+                 impl.name.ends_with("_stall") ? static_cast<int>(kStallThreshold.count()) : 0)
             .print();
       }
       auto [low, high] = std::minmax_element(samples.begin(), samples.end());
