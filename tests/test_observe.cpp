@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "asyncio/testing.hpp"
 #include "test_support.hpp"
 
 TEST_CASE("stats count switches, wake-ups, polls and blocking waits") {
@@ -319,6 +320,28 @@ TEST_CASE("stall detector: a task busy for 30 ms is reported with its name and d
   // It ran 30 ms; the sampler sees it at most a quarter threshold after it started.
   const double ms = std::stod(line.substr(line.find("ran for ") + 8));
   CHECK(ms >= 20.0);
+  CHECK(log.find("'quick'").empty());
+}
+
+TEST_CASE("stall detector on a port without one (virtual time): reported as the task suspends") {
+  // The boards' way: the core times each task's turn and reports it when the task yields.
+  LogCapture log;
+  asyncio::testing::run([] {
+    asyncio::get_event_loop().set_stall_threshold(std::chrono::milliseconds(10));
+    auto quick = asyncio::create_task({"quick", 0}, [] {
+      for (int i = 0; i < 100; ++i) asyncio::sleep_ms(0);
+      asyncio::testing::advance(std::chrono::milliseconds(10));  // at the threshold: no stall
+    });
+    auto hog = asyncio::create_task({"hog", 0}, [] {
+      asyncio::testing::advance(std::chrono::milliseconds(30));  // 30 ms without yielding
+    });
+    asyncio::await(hog);
+    asyncio::await(quick);
+  });
+  const std::string line = log.find("'hog' ran for");
+  REQUIRE_MESSAGE(!line.empty(), "no stall report");
+  CHECK(line.find("'hog' ran for 30.0 ms without suspending (stall threshold 10.0 ms)") !=
+        std::string::npos);
   CHECK(log.find("'quick'").empty());
 }
 

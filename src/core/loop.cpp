@@ -122,7 +122,9 @@ void Loop::set_busy_poll(Micros us, BusyPoll mode) {
 void Loop::set_stall_threshold(Micros us) {
   if (us < 0) throw ValueError("set_stall_threshold: the threshold must be >= 0 (0: off)");
   check_thread("set_stall_threshold");
-  backend().set_stall_threshold(us);
+  // A port without its own detector gets the core's, which reports when the task suspends.
+  const bool port_watches = backend().set_stall_threshold(us);
+  scheduler_.set_stall_threshold(port_watches ? 0 : us);
 }
 
 void Loop::set_exception_handler(ExceptionHandler handler) {

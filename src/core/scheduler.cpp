@@ -4,6 +4,7 @@
 #include "asyncio/detail/scheduler.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "asyncio/errors.hpp"
@@ -393,6 +394,23 @@ void Scheduler::throw_wrong_thread(const char* what) {
   throw RuntimeError(std::string(what) +
                      ": called from a thread that does not run this loop; only ThreadSafeFlag.set() "
                      "may be called from other threads");
+}
+
+// ---- Stall check ----
+
+void Scheduler::check_stall() noexcept {
+  const Micros now = read_clock();
+  const Micros ran = now - turn_started_;
+  turn_started_ = now;
+  // One report a second at most: a program that stalls all the time must not drown in them.
+  if (!current_ || ran <= stall_threshold_ || now - last_stall_report_ < 1'000'000) return;
+  last_stall_report_ = now;
+  char message[160];
+  std::snprintf(message, sizeof message,
+                "asyncio: task '%.64s' ran for %.1f ms without suspending (stall threshold %.1f ms)",
+                current_->name.c_str(), static_cast<double>(ran) / 1000.0,
+                static_cast<double>(stall_threshold_) / 1000.0);
+  port::log_error(message);
 }
 
 // ---- ThreadSafeFlag delivery ----

@@ -87,7 +87,10 @@ class LinuxBackend : public IoBackend, public DescriptorWaits {
   /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
   /// with others; leaving the mode restores the previous value.
   void set_low_power(bool on) override;
-  void set_stall_threshold(Micros us) override { monitor_.set_stall_threshold(us); }
+  bool set_stall_threshold(Micros us) override {
+    monitor_.set_stall_threshold(us);
+    return true;
+  }
   void set_busy_poll(Micros us, bool adaptive) override {
     busy_poll_us_ = us;
     adaptive_ = adaptive;

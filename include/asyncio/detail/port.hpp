@@ -121,8 +121,9 @@ class IoBackend {
   virtual Micros timer_resolution() const { return 1; }
 
   /// Loop::set_stall_threshold: report a task that runs longer than `us` without suspending
-  /// (0: off). Default: nothing (the port has no stall detector).
-  virtual void set_stall_threshold(Micros /*us*/) {}
+  /// (0: off). Returns true if the port watches for stalls itself (Linux samples the running
+  /// task); otherwise the core reports each stall when the task suspends.
+  virtual bool set_stall_threshold(Micros /*us*/) { return false; }
 
   /// A backend that keeps its own clock (virtual time, asyncio/testing.hpp) returns it here;
   /// the loop then reads time from it instead of port::now(). Default: the port's clock.

@@ -112,6 +112,11 @@ class Scheduler {
   void set_low_power(bool on);
   Micros timer_resolution() const { return timer_resolution_; }
   void set_timer_resolution(Micros resolution) { timer_resolution_ = resolution; }
+  /// The core's stall check, for ports without a detector of their own (0: off).
+  void set_stall_threshold(Micros us) {
+    stall_threshold_ = us;
+    turn_started_ = read_clock();
+  }
 
   // ---- The clock ----
 
@@ -175,6 +180,8 @@ class Scheduler {
  private:
   [[noreturn, gnu::cold]] static void throw_wrong_thread(const char* what);
   [[noreturn]] static void report_stack_overflow(const char* task_name);
+  /// Ends the running task's turn for the stall check: reports it if it ran too long.
+  [[gnu::cold]] void check_stall() noexcept;
   static void fiber_main(Fiber* fiber);
 
   /// A pending cancel() surfaces here, at the task's suspension point.
@@ -250,6 +257,9 @@ class Scheduler {
   bool stop_when_idle_ = false;  // close(): run what is ready, never block
   bool low_power_ = false;
   std::atomic<FlagNode*> signalled_flags_{nullptr};
+  Micros stall_threshold_ = 0;  // the core's stall check (0: off, or the port has its own)
+  Micros turn_started_ = 0;     // when the running fiber was switched to, for that check
+  Micros last_stall_report_ = -1'000'000'000;
   List pollables_;  // PollableWait nodes
   Fiber loop_fiber_;  // the thread that called run()
   Loop& loop_;
@@ -288,6 +298,7 @@ inline void Scheduler::stamp_time() {
 inline void Scheduler::switch_to(Fiber* next, bool finished) {
   Fiber* from = running_fiber_;
   if (current_ && !current_->stack.intact()) report_stack_overflow(current_->name.c_str());
+  if (stall_threshold_ != 0) [[unlikely]] check_stall();
   running_fiber_ = next;
   current_ = next == &loop_fiber_ ? nullptr : static_cast<TaskRecord*>(next);
   if (current_) current_->state = TaskState::kRunning;
