@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "asyncio/errors.hpp"
 #include "asyncio/loop.hpp"
