@@ -4,7 +4,6 @@
 #include "asyncio/detail/scheduler.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -399,6 +398,18 @@ void Scheduler::throw_wrong_thread(const char* what) {
 
 // ---- Stall check ----
 
+namespace {
+// Writes `us` as milliseconds with one decimal ("32.9 ms"): by hand, because printf's floating
+// point support would add kilobytes to a board's image.
+void append_ms(std::string& out, Micros us) {
+  const Micros tenths = us / 100;
+  out += std::to_string(tenths / 10);
+  out += '.';
+  out += static_cast<char>('0' + tenths % 10);
+  out += " ms";
+}
+}  // namespace
+
 void Scheduler::check_stall() noexcept {
   const Micros now = read_clock();
   const Micros ran = now - turn_started_;
@@ -406,12 +417,16 @@ void Scheduler::check_stall() noexcept {
   // One report a second at most: a program that stalls all the time must not drown in them.
   if (!current_ || ran <= stall_threshold_ || now - last_stall_report_ < 1'000'000) return;
   last_stall_report_ = now;
-  char message[160];
-  std::snprintf(message, sizeof message,
-                "asyncio: task '%.64s' ran for %.1f ms without suspending (stall threshold %.1f ms)",
-                current_->name.c_str(), static_cast<double>(ran) / 1000.0,
-                static_cast<double>(stall_threshold_) / 1000.0);
-  port::log_error(message);
+  try {
+    std::string message = "asyncio: task '" + current_->name + "' ran for ";
+    append_ms(message, ran);
+    message += " without suspending (stall threshold ";
+    append_ms(message, stall_threshold_);
+    message += ')';
+    port::log_error(message.c_str());
+  } catch (...) {
+    port::log_error("asyncio: a task ran without suspending longer than the stall threshold");
+  }
 }
 
 // ---- ThreadSafeFlag delivery ----
