@@ -1,12 +1,14 @@
 // Stack overflow detection: a task that overflows its stack ends the program with a
 // message naming the task, never silent corruption. Each case runs in a forked child whose
 // stderr is captured; the parent checks that the child died and what it said.
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -71,6 +73,9 @@ int recurse(int depth) {
   return recurse(depth + 1) + escape[depth % sizeof frame];
 }
 
+// MADV_GUARD_INSTALL (Linux 6.13), which older C library headers lack.
+constexpr int kGuardInstall = 102;
+
 }  // namespace
 
 TEST_CASE("a task overflowing its stack ends the program with a message naming the task") {
@@ -92,6 +97,41 @@ TEST_CASE("a task overflowing its stack ends the program with a message naming t
   CHECK(outcome.exit_code != 3);  // ended by the overflow, not by an exception
   CHECK(outcome.stderr_text.find("overflow") != std::string::npos);
   CHECK(outcome.stderr_text.find("deep-recursion") != std::string::npos);
+#endif
+}
+
+TEST_CASE("every stack has its guard page, however many tasks are alive") {
+#if ASYNCIO_TEST_SANITIZED
+  MESSAGE("skipped under a sanitizer");
+#else
+  // Without guard regions, guard pages split the stack mappings and the kernel's mapping
+  // limit leaves later stacks without one; the guard-page message is then not to be had.
+  void* probe = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(probe != MAP_FAILED);
+  const bool guard_regions = ::madvise(probe, 4096, kGuardInstall) == 0;
+  ::munmap(probe, 4096);
+  if (!guard_regions) {
+    MESSAGE("skipped: the kernel has no MADV_GUARD_INSTALL");
+    return;
+  }
+  const auto outcome = run_in_child([] {
+    test::fresh_loop();
+    asyncio::run([] {
+      // More live stacks than a quarter of the default vm.max_map_count's worth of guards.
+      std::vector<asyncio::Task<void>> fillers;
+      for (int i = 0; i < 40'000; ++i) {
+        fillers.push_back(
+            asyncio::create_task(asyncio::TaskOptions{"filler", 16 * 1024}, [] {}));
+      }
+      auto task = asyncio::create_task(asyncio::TaskOptions{"deep-after-many", 64 * 1024},
+                                       [] { return recurse(0); });
+      asyncio::await(task);
+    });
+  });
+  INFO("child stderr: " << outcome.stderr_text);
+  CHECK_FALSE(outcome.exited_normally);
+  CHECK(outcome.stderr_text.find("guard page hit") != std::string::npos);
+  CHECK(outcome.stderr_text.find("deep-after-many") != std::string::npos);
 #endif
 }
 

@@ -1,11 +1,13 @@
 // Task stacks: pooled, lazily committed, each with overflow detection.
 //
 // Stacks are carved from slabs mapped with MAP_NORESERVE, so a sleeping task costs only the
-// pages it touched (about one). A PROT_NONE guard page below each stack catches an overflow
-// the moment it happens, while the kernel's mapping limit allows: each guard splits the slab
-// mapping, and vm.max_map_count (65530 by default) caps a process at that many mappings, so
-// with 100,000 tasks the later stacks go without. On those, a sentinel at the stack's limit
-// and a check of the stack pointer, both made by the core at every switch, catch it instead.
+// pages it touched (about one). A guard page below each stack catches an overflow the moment
+// it happens. Where the kernel has guard regions (MADV_GUARD_INSTALL, Linux 6.13), a guard
+// costs nothing more and every stack gets one. Otherwise a guard is a PROT_NONE page, which
+// splits the slab mapping, and vm.max_map_count (65530 by default) caps a process at that many
+// mappings, so with 100,000 tasks the later stacks go without. On those, a sentinel at the
+// stack's limit and a check of the stack pointer, both made by the core at every switch, catch
+// it instead, at the cost of one more resident page per stack.
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <string>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -26,6 +29,12 @@
 #include "asyncio/detail/port.hpp"
 #include "asyncio/detail/task_record.hpp"
 #include "fiber_tracking.hpp"
+#include "log.hpp"
+
+// Older C library headers lack it; the kernel answers EINVAL where it is unknown.
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
 
 namespace asyncio::detail::port {
 namespace {
@@ -99,13 +108,25 @@ class StackPool {
     // Push in reverse so that stacks are handed out in address order.
     for (std::size_t i = kStacksPerSlab; i-- > 0;) {
       char* base = static_cast<char*>(slab) + i * size;
-      bool guarded = false;
-      if (guarded_stacks() < guard_budget && mprotect(base, kPage, PROT_NONE) == 0) {
+      bool guarded = install_guard_region(base);
+      if (!guarded && guarded_stacks() < guard_budget && mprotect(base, kPage, PROT_NONE) == 0) {
         ++guarded_stacks();
         guarded = true;
       }
       free_list.push_back({base, guarded});
     }
+  }
+
+  /// A guard region that leaves the mapping whole, where the kernel has them.
+  static bool install_guard_region(char* page) {
+    static bool available = true;  // process-wide: a kernel without them never gains them
+    if (!available) return false;
+    if (madvise(page, kPage, MADV_GUARD_INSTALL) == 0) return true;
+    available = false;
+    log_message(LogLevel::debug, std::string("stack guards: PROT_NONE pages while the mapping "
+                                             "limit allows (MADV_GUARD_INSTALL: ") +
+                                     std::strerror(errno) + ")");
+    return false;
   }
 
   static long& guarded_stacks() {
