@@ -1,10 +1,16 @@
 // bench/memory: 100,000 concurrent tasks, created at once, each blocked (on an Event, or in a
 // long sleep); reports the peak RSS (VmHWM) and the bytes each task costs, then releases them
-// and finishes cleanly. The target: peak RSS <= 1 GiB.
+// and finishes cleanly. Boost.Fiber's fibers (its default stack) blocked the same way are the
+// reference. The targets: peak RSS <= 1 GiB, at most 5,000 bytes per task.
 //
-// One measurement per process: VmHWM is a high-water mark and never goes down, so a second
-// backend measured in the same process would report the first one's peak.
+// One measurement per process: VmHWM is a high-water mark and never goes down, so each impl
+// is measured in a child process of its own, which sends its figures back through a pipe.
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/fiber/all.hpp>
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -16,9 +22,11 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: memory [--json] [--quick] [--tasks 100000] [--wait event|sleep] [--backend auto]\n"
-    "              [--stack-size BYTES]\n"
+    "              [--stack-size BYTES] [--impl asyncio,boost_fiber]\n"
     "Peak RSS and bytes per task of N tasks blocked at once. --wait event: the tasks wait on\n"
-    "one Event, then it is set; --wait sleep: they sleep for an hour, then are cancelled.\n";
+    "one Event, then it is set; --wait sleep: they sleep for an hour, then are cancelled.\n"
+    "boost_fiber: as many Boost.Fiber fibers with its default stack, blocked on one condition\n"
+    "variable (event) or in a long sleep_for (sleep, then woken by a flag and a notify).\n";
 
 // Long enough that no sleeping task wakes during a run: they are cancelled long before.
 constexpr std::int64_t kLongSleepMs = 3'600'000;
@@ -29,6 +37,7 @@ struct Settings {
   bool sleep = false;
   std::string backend;
   std::size_t stack_size = 0;
+  std::string impl_filter;
 };
 
 struct Result {
@@ -37,6 +46,7 @@ struct Result {
   double create_ms = 0;
   double release_ms = 0;
   int finished = 0;
+  char impl[16] = {};
 };
 
 /// Creates every task, lets each run until it blocks, reads the high-water mark, then
@@ -81,6 +91,84 @@ Result measure(const Settings& settings) {
   return result;
 }
 
+/// The reference: Boost.Fiber fibers blocked on one condition variable. For --wait sleep they
+/// sleep for an hour, a wait the main fiber ends with notify_all on a condition variable that
+/// they wait on with wait_for (Boost.Fiber has no cancellation).
+Result measure_boost_fiber(const Settings& settings) {
+  Result result;
+  boost::fibers::mutex mutex;
+  boost::fibers::condition_variable released_cv;
+  bool released = false;
+  int blocked = 0;
+  std::vector<boost::fibers::fiber> fibers;
+  fibers.reserve(static_cast<std::size_t>(settings.tasks));
+  result.rss_before = bench::current_rss_bytes();
+  std::int64_t start = bench::now_ns();
+  for (int i = 0; i < settings.tasks; ++i) {
+    fibers.emplace_back([&] {
+      std::unique_lock<boost::fibers::mutex> lock(mutex);
+      ++blocked;
+      if (settings.sleep) {
+        released_cv.wait_for(lock, std::chrono::milliseconds(kLongSleepMs),
+                             [&] { return released; });
+      } else {
+        released_cv.wait(lock, [&] { return released; });
+      }
+      ++result.finished;
+    });
+  }
+  // Each new fiber is ready; yielding runs every one until it blocks.
+  while (blocked < settings.tasks) boost::this_fiber::yield();
+  result.create_ms = static_cast<double>(bench::now_ns() - start) / 1e6;
+  result.peak_rss = bench::peak_rss_bytes();
+  start = bench::now_ns();
+  {
+    std::unique_lock<boost::fibers::mutex> lock(mutex);
+    released = true;
+  }
+  released_cv.notify_all();
+  for (auto& fiber : fibers) fiber.join();
+  result.release_ms = static_cast<double>(bench::now_ns() - start) / 1e6;
+  return result;
+}
+
+/// Runs `measure` in a child process and returns what it measured; impl is left empty when the
+/// child failed.
+template <class Measure>
+Result in_child(Measure measure) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    Result result = measure();
+    const char* data = reinterpret_cast<const char*>(&result);
+    std::size_t left = sizeof result;
+    while (left > 0) {
+      const ssize_t n = write(fds[1], data, left);
+      if (n <= 0) _exit(1);
+      data += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  Result result;
+  char* data = reinterpret_cast<char*>(&result);
+  std::size_t got = 0;
+  while (pid > 0 && got < sizeof result) {
+    const ssize_t n = read(fds[0], data + got, sizeof result - got);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  close(fds[0]);
+  int status = 0;
+  if (pid > 0) waitpid(pid, &status, 0);
+  if (got != sizeof result || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return {};
+  return result;
+}
+
 Settings parse(int argc, char** argv) {
   bench::Args args(argc, argv, kUsage);
   Settings settings;
@@ -92,6 +180,7 @@ Settings parse(int argc, char** argv) {
   settings.sleep = wait == "sleep";
   settings.backend = args.text("--backend", "auto");
   settings.stack_size = static_cast<std::size_t>(args.number("--stack-size", 0));
+  settings.impl_filter = args.text("--impl", "");
   args.require(settings.tasks >= 1, "--tasks must be positive");
   args.require(wait == "event" || wait == "sleep", "--wait is event or sleep");
   args.finish();
@@ -102,32 +191,54 @@ Settings parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Settings settings = parse(argc, argv);
-  asyncio::new_event_loop(asyncio::Loop::Options{.backend = settings.backend});
-  std::string backend = asyncio::get_event_loop().backend_name();
-  Result result = measure(settings);
-  double per_task = static_cast<double>(result.peak_rss - result.rss_before) /
-                    static_cast<double>(settings.tasks);
-  if (settings.json) {
-    bench::JsonLine()
-        .add("bench", "memory")
-        .add("impl", backend)
-        .add("tasks", settings.tasks)
-        .add("peak_rss_bytes", result.peak_rss)
-        .add("bytes_per_task", per_task)
-        .print();
+  std::vector<Result> results;
+  if (bench::selected(settings.impl_filter, "asyncio")) {
+    results.push_back(in_child([&] {
+      asyncio::new_event_loop(asyncio::Loop::Options{.backend = settings.backend});
+      Result result = measure(settings);
+      std::snprintf(result.impl, sizeof result.impl, "%s",
+                    asyncio::get_event_loop().backend_name());
+      return result;
+    }));
+  }
+  if (bench::selected(settings.impl_filter, "boost_fiber")) {
+    results.push_back(in_child([&] {
+      Result result = measure_boost_fiber(settings);
+      std::snprintf(result.impl, sizeof result.impl, "boost_fiber");
+      return result;
+    }));
   }
   bench::Table table({"impl", "tasks", "wait", "RSS before MiB", "peak RSS MiB", "bytes/task",
                       "create+block ms", "release ms"});
-  table.add_row({backend, std::to_string(settings.tasks), settings.sleep ? "sleep" : "event",
-                 bench::fixed(static_cast<double>(result.rss_before) / (1 << 20), 1),
-                 bench::fixed(static_cast<double>(result.peak_rss) / (1 << 20), 1),
-                 bench::fixed(per_task, 0), bench::fixed(result.create_ms, 1),
-                 bench::fixed(result.release_ms, 1)});
-  table.print(bench::human_out(settings.json));
-  if (result.finished != settings.tasks) {
-    std::fprintf(stderr, "error: %d of %d tasks ended as expected\n", result.finished,
-                 settings.tasks);
-    return 1;
+  int status = 0;
+  for (const Result& result : results) {
+    if (result.impl[0] == '\0') {
+      std::fprintf(stderr, "error: a measuring child process failed\n");
+      status = 1;
+      continue;
+    }
+    double per_task = static_cast<double>(result.peak_rss - result.rss_before) /
+                      static_cast<double>(settings.tasks);
+    if (settings.json) {
+      bench::JsonLine()
+          .add("bench", "memory")
+          .add("impl", std::string(result.impl))
+          .add("tasks", settings.tasks)
+          .add("peak_rss_bytes", result.peak_rss)
+          .add("bytes_per_task", per_task)
+          .print();
+    }
+    table.add_row({result.impl, std::to_string(settings.tasks), settings.sleep ? "sleep" : "event",
+                   bench::fixed(static_cast<double>(result.rss_before) / (1 << 20), 1),
+                   bench::fixed(static_cast<double>(result.peak_rss) / (1 << 20), 1),
+                   bench::fixed(per_task, 0), bench::fixed(result.create_ms, 1),
+                   bench::fixed(result.release_ms, 1)});
+    if (result.finished != settings.tasks) {
+      std::fprintf(stderr, "error: %s: %d of %d tasks ended as expected\n", result.impl,
+                   result.finished, settings.tasks);
+      status = 1;
+    }
   }
-  return 0;
+  table.print(bench::human_out(settings.json));
+  return status;
 }
