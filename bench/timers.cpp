@@ -78,6 +78,7 @@ struct Result {
   double lateness_min_us = 0;
   std::int64_t early = 0;  // wake-ups before the due time: a scheduler bug if ever non-zero
   std::int64_t loop_wakeups = 0;  // voluntary context switches in the window
+  std::int64_t grid_us = 0;       // the loop's timer grid (0: none, the raw peer)
 };
 
 /// Voluntary context switches of the process so far: one per blocking wait that slept.
@@ -173,7 +174,9 @@ Result measure_asyncio(const std::string& backend, int timers, std::int64_t dura
     recorder.close();
     asyncio::gather(tasks);
   });
-  return recorder.result();
+  Result result = recorder.result();
+  result.grid_us = asyncio::get_event_loop().timer_resolution();
+  return result;
 }
 
 // ---- The reference: software timers in a min-heap driving one timerfd ----
@@ -292,7 +295,7 @@ double median_of(const std::vector<Result>& results, double Result::*figure) {
 void report(const Settings& settings, const std::vector<Implementation>& impls,
             std::map<std::string, std::vector<Result>>& results) {
   bench::Table table({"impl", "wake-ups", "wake-ups/s", "loop wake-ups/s", "CPU us/wake-up",
-                      "lateness p50 us", "p99 us", "min us", "early"});
+                      "lateness p50 us", "p99 us", "min us", "early", "grid us"});
   for (const auto& impl : impls) {
     const auto& runs = results[impl.name];
     std::vector<double> wakeups, early, loop_wakeups;
@@ -307,6 +310,7 @@ void report(const Settings& settings, const std::vector<Implementation>& impls,
     double cpu = median_of(runs, &Result::cpu_us_per_wakeup);
     double p50 = median_of(runs, &Result::lateness_p50_us);
     double p99 = median_of(runs, &Result::lateness_p99_us);
+    const std::int64_t grid_us = runs.empty() ? 0 : runs.front().grid_us;
     if (settings.json) {
       bench::JsonLine()
           .add("bench", "timers")
@@ -316,6 +320,7 @@ void report(const Settings& settings, const std::vector<Implementation>& impls,
           .add("lateness_p50_us", p50)
           .add("lateness_p99_us", p99)
           .add("loop_wakeups_per_sec", loop_wakeups_per_sec)
+          .add("timer_grid_us", grid_us)
           .print();
     }
     table.add_row({impl.name, std::to_string(wakeups_median),
@@ -324,7 +329,7 @@ void report(const Settings& settings, const std::vector<Implementation>& impls,
                                 0),
                    bench::fixed(loop_wakeups_per_sec, 0), bench::fixed(cpu, 3), bench::fixed(p50, 1), bench::fixed(p99, 1),
                    bench::fixed(median_of(runs, &Result::lateness_min_us), 1),
-                   bench::fixed(bench::median(early), 0)});
+                   bench::fixed(bench::median(early), 0), std::to_string(grid_us)});
   }
   table.print(bench::human_out(settings.json));
 }
