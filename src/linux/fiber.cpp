@@ -1,11 +1,66 @@
-// Fibers on Boost.Context's fcontext: make_fiber of the port contract; switch_fiber is inline
-// in asyncio/linux/fiber_switch.hpp.
+// Fibers on Boost.Context's fcontext (on x86-64 our own copy of its jump, see
+// asyncio/linux/fiber_switch.hpp): make_fiber of the port contract; switch_fiber is inline in
+// asyncio/linux/fiber_switch.hpp.
 #include <cxxabi.h>
 
 #include <cstdint>
 
 #include "asyncio/detail/port.hpp"
 #include "fiber_tracking.hpp"
+
+#if defined(__x86_64__) && !defined(__CET__) && !defined(ASYNCIO_PER_TASK_FP_ENV)
+// Frame as Boost.Context's x86-64 SysV fcontext: 0x00 unused (Boost's floating-point control
+// words), 0x08..0x30 r12 r13 r14 r15 rbx rbp, 0x38 the address to resume at.
+asm(R"(
+    .text
+    .globl asyncio_jump_context
+    .type asyncio_jump_context, @function
+    .p2align 4
+asyncio_jump_context:
+    leaq -0x38(%rsp), %rsp
+    movq %r12, 0x8(%rsp)
+    movq %r13, 0x10(%rsp)
+    movq %r14, 0x18(%rsp)
+    movq %r15, 0x20(%rsp)
+    movq %rbx, 0x28(%rsp)
+    movq %rbp, 0x30(%rsp)
+    movq %rsp, %rax
+    movq %rdi, %rsp
+    movq 0x38(%rsp), %r8
+    movq 0x8(%rsp), %r12
+    movq 0x10(%rsp), %r13
+    movq 0x18(%rsp), %r14
+    movq 0x20(%rsp), %r15
+    movq 0x28(%rsp), %rbx
+    movq 0x30(%rsp), %rbp
+    leaq 0x40(%rsp), %rsp
+    movq %rsi, %rdx
+    movq %rax, %rdi
+    jmp *%r8
+    .size asyncio_jump_context, .-asyncio_jump_context
+
+    .globl asyncio_make_context
+    .type asyncio_make_context, @function
+    .p2align 4
+asyncio_make_context:
+    movq %rdi, %rax
+    andq $-16, %rax
+    leaq -0x40(%rax), %rax
+    movq %rdx, 0x28(%rax)
+    movq $0, 0x30(%rax)
+    leaq asyncio_context_start(%rip), %rcx
+    movq %rcx, 0x38(%rax)
+    ret
+    .size asyncio_make_context, .-asyncio_make_context
+
+    .type asyncio_context_start, @function
+    .p2align 4
+asyncio_context_start:
+    pushq %rbp
+    jmp *%rbx
+    .size asyncio_context_start, .-asyncio_context_start
+)");
+#endif
 
 namespace asyncio::detail {
 

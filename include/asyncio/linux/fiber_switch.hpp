@@ -1,6 +1,6 @@
 // The Linux port's context switch (port::switch_fiber), inline: it is the hottest call of the
-// scheduler, and a program built without LTO must not pay a call chain for it. Boost.Context's
-// jump_fcontext does the register switch.
+// scheduler, and a program built without LTO must not pay a call chain for it. On x86-64 the
+// register switch is our own (src/linux/fiber.cpp), Boost.Context's jump_fcontext elsewhere.
 //
 // Besides the registers, three pieces of per-thread state must follow a fiber:
 //  - the C++ runtime's exception globals (caught-exception stack, uncaught count), or a task
@@ -11,6 +11,7 @@
 #pragma once
 
 #include <boost/context/detail/fcontext.hpp>
+#include <cstddef>
 #include <cstdint>
 
 #include "asyncio/detail/port.hpp"
@@ -33,7 +34,32 @@ extern constinit thread_local const Fiber* running_fiber;
 namespace port {
 namespace linux_fiber {
 
+#if defined(__x86_64__) && !defined(__CET__) && !defined(ASYNCIO_PER_TASK_FP_ENV)
+/// Boost.Context's jump_fcontext without saving and reloading the floating-point control
+/// words (MXCSR, x87 control word): reading MXCSR waits for every SSE instruction in flight,
+/// a third of a switch on this path. So the tasks of a loop share their thread's
+/// floating-point environment (docs/semantics.md#threads-signals-fork), as Seastar's threads
+/// do; define ASYNCIO_PER_TASK_FP_ENV (library and program) to keep Boost's jump. Same frame
+/// layout and calling convention. Not with control-flow protection (__CET__): Boost's build
+/// knows the shadow stack.
+namespace fcontext {
+struct transfer_t {
+  void* fctx;
+  void* data;
+};
+extern "C" transfer_t asyncio_jump_context(void* to, void* data) noexcept;
+extern "C" void* asyncio_make_context(void* top, std::size_t size,
+                                      void (*entry)(transfer_t)) noexcept;
+inline transfer_t jump_fcontext(void* to, void* data) noexcept {
+  return asyncio_jump_context(to, data);
+}
+inline void* make_fcontext(void* top, std::size_t size, void (*entry)(transfer_t)) noexcept {
+  return asyncio_make_context(top, size, entry);
+}
+}  // namespace fcontext
+#else
 namespace fcontext = boost::context::detail;
+#endif
 
 /// Mirrors libstdc++'s __cxa_eh_globals (unwind-cxx.h): the ABI has kept it stable.
 struct ExceptionGlobals {
