@@ -1,9 +1,11 @@
 // Stack overflow detection: a task that overflows its stack ends the program with a
 // message naming the task, never silent corruption. Each case runs in a forked child whose
-// stderr is captured; the parent checks that the child died and what it said.
+// stderr is captured; the parent checks that the child died and what it said. Last, what the
+// switch keeps per task and what it does not (the floating-point environment).
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include <cfenv>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -150,4 +152,29 @@ TEST_CASE("a task using most of its stack without overflowing runs normally") {
     return asyncio::await(task);
   });
   CHECK(value == 1);
+}
+
+TEST_CASE("the tasks of a loop share their thread's floating-point environment") {
+  // docs/semantics.md#threads-signals-fork: the switch does not save the rounding mode.
+#if defined(__x86_64__) && !defined(__CET__) && !defined(ASYNCIO_PER_TASK_FP_ENV)
+  test::fresh_loop();
+  const int seen = asyncio::run([] {
+    auto reader = asyncio::create_task([] {
+      asyncio::sleep_ms(0);
+      return std::fegetround();
+    });
+    auto writer = asyncio::create_task([] {
+      std::fesetround(FE_UPWARD);
+      asyncio::sleep_ms(0);
+      std::fesetround(FE_TONEAREST);
+    });
+    const int mode = asyncio::await(reader);
+    asyncio::await(writer);
+    return mode;
+  });
+  CHECK(std::fegetround() == FE_TONEAREST);
+  CHECK(seen == FE_UPWARD);
+#else
+  MESSAGE("skipped: the switch keeps a floating-point environment per task here");
+#endif
 }
