@@ -5,6 +5,7 @@
 
 #include "test_support.hpp"
 
+using namespace std::chrono_literals;
 using test::Log;
 
 namespace {
@@ -20,22 +21,26 @@ TEST_CASE("power_mode can be entered, queried and left at run time") {
     asyncio::power_mode(true);
     CHECK(asyncio::power_mode());
     asyncio::sleep_ms(5);
+    CHECK(test::now() == 20ms);  // on the slot grid
     asyncio::power_mode(false);
     CHECK_FALSE(asyncio::power_mode());
     asyncio::sleep_ms(5);
+    CHECK(test::now() == 25ms);  // on time again
   });
 }
 
-TEST_CASE("low power: a sleep is never early and late by at most about one slot") {
+TEST_CASE("low power: a sleep ends at the first slot boundary at or after its due time") {
   test::fresh_loop();
   asyncio::run([] {
     asyncio::power_mode(true);
-    for (int ms : {1, 7, 25, 40}) {
-      const auto start = test::Clock::now();
-      asyncio::sleep_ms(ms);
-      const double took = test::ms_since(start);
-      CHECK(took >= ms);
-      CHECK(took <= ms + kSlotMs + kSlack);
+    struct Step {
+      int ms;
+      std::chrono::milliseconds wakes_at;
+    };
+    // Never early, late by less than one 20 ms slot.
+    for (const Step step : {Step{1, 20ms}, Step{7, 40ms}, Step{25, 80ms}, Step{40, 120ms}}) {
+      asyncio::sleep_ms(step.ms);
+      CHECK(test::now() == step.wakes_at);
     }
   });
 }
@@ -48,14 +53,17 @@ TEST_CASE("low power: timers due in one slot run in due order on one wake-up") {
     auto a = asyncio::create_task([&] {
       asyncio::sleep_ms(3);
       log.push_back("3");
+      CHECK(test::now() == 20ms);
     });
     auto b = asyncio::create_task([&] {
       asyncio::sleep_ms(1);
       log.push_back("1");
+      CHECK(test::now() == 20ms);
     });
     auto c = asyncio::create_task([&] {
       asyncio::sleep_ms(2);
       log.push_back("2");
+      CHECK(test::now() == 20ms);
     });
     asyncio::gather(a, b, c);
   });
