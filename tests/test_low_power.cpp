@@ -10,8 +10,9 @@ using test::Log;
 
 namespace {
 constexpr double kSlotMs = 20.0;
-// Generous: the slot, plus scheduling noise on a loaded 2-vCPU VM.
-constexpr double kSlack = 60.0;
+// On the wall clock only a bound a loaded machine cannot cross: the slot's exact timing is
+// checked on virtual time (suite core, and test_virtual_time.cpp).
+constexpr double kSlack = 2000.0;
 }  // namespace
 
 TEST_CASE("power_mode can be entered, queried and left at run time") {
@@ -98,7 +99,7 @@ TEST_CASE("low power keeps S1 and S2 ordering: sleep_ms(0) round-robin, fast I/O
   CHECK(log == Log{"x", "y", "io", "x", "y"});
 }
 
-TEST_CASE("low power: every byte of a pipe written by a thread arrives, within the slot" * doctest::test_suite("os")) {
+TEST_CASE("low power: every byte of a pipe written by a thread arrives, none held for long" * doctest::test_suite("os")) {
   test::fresh_loop();
   test::Pipe pipe;
   constexpr int kBytes = 200;

@@ -142,7 +142,9 @@ TEST_CASE("to_thread returns the value, runs off the loop thread, and the loop k
         },
         100);
     CHECK(where != loop_thread);
-    CHECK(ticks >= 3);  // a blocking sleep on the loop thread would leave it at 0
+    // A blocking sleep on the loop thread would leave it at 0; one turn in 100 ms is all a
+    // loaded machine has to give.
+    CHECK(ticks >= 1);
     ticker.cancel();
   });
 }

@@ -115,7 +115,7 @@ TEST_CASE("fast I/O: a pipe storm delays a normal task by the bound, not forever
   const auto result = run_storm<PipePair>(true, 50'000);
   INFO("lateness " << result.lateness_ms << " ms, storm wakes " << result.storm_wakes);
   CHECK(result.lateness_ms >= 40.0);
-  CHECK(result.lateness_ms < 1000.0);
+  CHECK(result.lateness_ms < kStormLimitMs / 2);  // a storm that starved it would reach the limit
   CHECK(result.storm_wakes >= 5);  // a storm did run (few wakes if the machine is loaded)
 }
 

@@ -490,8 +490,8 @@ TEST_CASE("closing a stream over a pollable device wakes its blocked reader and 
     CHECK_FALSE(reader.done());
     CHECK_FALSE(writer.done());
     stream.close();
-    asyncio::wait_for_ms(reader, 1000);  // TimeoutError here would be the old hang
-    asyncio::wait_for_ms(writer, 1000);
+    asyncio::wait_for_ms(reader, 5000);  // TimeoutError here would be the old hang
+    asyncio::wait_for_ms(writer, 5000);
   });
   CHECK(read_error == EBADF);
   CHECK(drain_error == EBADF);
