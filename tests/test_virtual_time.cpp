@@ -21,13 +21,14 @@ std::string at_now(const char* what) {
 }  // namespace
 
 TEST_CASE("an hour of sleeping takes no wall time and ends exactly an hour later") {
-  const auto start = test::Clock::now();
+  // The wall clock itself: test::Clock would read the virtual one of the thread's loop.
+  const auto start = std::chrono::steady_clock::now();
   const auto end = testing::run([] {
     asyncio::sleep(1h);
     return testing::now();
   });
   CHECK(end == 1h);
-  CHECK(test::ms_since(start) < 5000);  // generous: it is microseconds of work
+  CHECK(std::chrono::steady_clock::now() - start < 5s);  // generous: it is microseconds of work
 }
 
 TEST_CASE("timers fire in due order at their exact virtual times") {
