@@ -175,7 +175,12 @@ class Loop {
   Micros refresh_time() { return scheduler_.refresh_time(); }
 
   /// What the loop has done since it was made (counts, time blocked). Loop thread.
-  const LoopStats& stats() const { return scheduler_.stats(); }
+  LoopStats stats() const {
+    const detail::SchedulerStats& counts = scheduler_.stats();
+    return {counts.task_switches, counts.task_wakeups,  counts.blocking_waits,
+            counts.time_blocked_us, counts.io_polls, counts.empty_io_polls,
+            counts.low_power_batches};
+  }
 
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 

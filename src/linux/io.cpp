@@ -11,8 +11,8 @@
 
 #include "asyncio/detail/virtual_backend.hpp"
 #include "asyncio/errors.hpp"
-#include "asyncio/io.hpp"
-#include "asyncio/net.hpp"
+#include "asyncio/linux/io.hpp"
+#include "asyncio/linux/net.hpp"
 #include "asyncio/loop.hpp"
 #include "linux_backend.hpp"
 #include "log.hpp"

@@ -24,7 +24,6 @@
 #include "asyncio/detail/ready_queue.hpp"
 #include "asyncio/detail/task_record.hpp"
 #include "asyncio/detail/timer_heap.hpp"
-#include "asyncio/loop_stats.hpp"
 
 namespace asyncio {
 
@@ -66,6 +65,17 @@ struct PollableWait : ListNode {
   unsigned events = 0;
   TaskRecord* task = nullptr;
   std::exception_ptr error;  // thrown by device->poll(); rethrown in the waiting task
+};
+
+/// The scheduler's counters; Loop::stats() hands them out as a LoopStats.
+struct SchedulerStats {
+  std::uint64_t task_switches = 0;
+  std::uint64_t task_wakeups = 0;
+  std::uint64_t blocking_waits = 0;
+  std::int64_t time_blocked_us = 0;
+  std::uint64_t io_polls = 0;
+  std::uint64_t empty_io_polls = 0;
+  std::uint64_t low_power_batches = 0;
 };
 
 /// Thrown out of line: the switch path stays free of exception set-up code.
@@ -195,7 +205,7 @@ class Scheduler {
   /// Reads the clock into time().
   Micros refresh_clock() { return now_ = read_clock(); }
 
-  const LoopStats& stats() const { return stats_; }
+  const SchedulerStats& stats() const { return stats_; }
   /// True while the loop sleeps in its backend rather than running a task.
   bool blocked() const { return blocked_; }
   /// Every task not yet done (LiveLink nodes). Loop thread.
@@ -293,7 +303,7 @@ class Scheduler {
   std::atomic<bool> sleeping_{false};
   List live_tasks_list_;  // every task not yet done, for close()
   std::exception_ptr escaping_;  // a non-std exception on its way out of run()
-  LoopStats stats_;
+  SchedulerStats stats_;
   bool blocked_ = false;  // in the backend's wait or sleep
 };
 
