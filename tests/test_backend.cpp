@@ -287,19 +287,22 @@ TEST_CASE("an unknown backend name is an invalid argument") {
   CHECK(asyncio::run([] { return 1; }) == 1);
 }
 
-TEST_CASE("auto falls back to epoll when io_uring_setup fails with EPERM") {
+TEST_CASE("auto falls back to epoll when io_uring_setup fails with EPERM" *
+          doctest::skip(!kIoUringBuilt)) {
   const int code = exit_code_of_child([] { return check_fallback_in_child(EPERM); });
   INFO(describe(code));
   CHECK(code == kChildOk);
 }
 
-TEST_CASE("auto falls back to epoll when io_uring_setup fails with ENOSYS") {
+TEST_CASE("auto falls back to epoll when io_uring_setup fails with ENOSYS" *
+          doctest::skip(!kIoUringBuilt)) {
   const int code = exit_code_of_child([] { return check_fallback_in_child(ENOSYS); });
   INFO(describe(code));
   CHECK(code == kChildOk);
 }
 
-TEST_CASE("auto falls back to epoll when io_uring_setup fails with EINVAL") {
+TEST_CASE("auto falls back to epoll when io_uring_setup fails with EINVAL" *
+          doctest::skip(!kIoUringBuilt)) {
   const int code = exit_code_of_child([] { return check_fallback_in_child(EINVAL); });
   INFO(describe(code));
   CHECK(code == kChildOk);
