@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "asyncio/asyncio.hpp"
+#include "asyncio/linux.hpp"
 
 namespace bench {
 

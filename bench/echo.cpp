@@ -64,8 +64,8 @@
 #include <thread>
 #include <vector>
 
-#include "asyncio/asyncio.hpp"
-#include "asyncio/net.hpp"
+#include "asyncio/linux.hpp"
+#include "asyncio/linux/net.hpp"
 #include "bench_util.hpp"
 #include "echo_asio.hpp"
 #include "echo_load.hpp"

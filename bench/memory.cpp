@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "asyncio/asyncio.hpp"
+#include "asyncio/linux.hpp"
 #include "bench_util.hpp"
 
 namespace {

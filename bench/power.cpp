@@ -47,7 +47,7 @@
 #include <thread>
 #include <vector>
 
-#include "asyncio/asyncio.hpp"
+#include "asyncio/linux.hpp"
 #include "bench_util.hpp"
 
 namespace {

@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "asyncio/asyncio.hpp"
+#include "asyncio/linux.hpp"
 #include "bench_util.hpp"
 
 namespace {

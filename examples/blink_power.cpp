@@ -8,7 +8,7 @@
 //   blink_power [--low-power] [--seconds N] [--json]
 // With --json, one object per toggle and a summary go to stdout instead of the log lines.
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

@@ -19,8 +19,8 @@
 
 #include <signal.h>
 
-#include <asyncio/asyncio.hpp>
-#include <asyncio/net.hpp>
+#include <asyncio/linux.hpp>
+#include <asyncio/linux/net.hpp>
 #include <atomic>
 #include <cinttypes>
 #include <cstddef>

@@ -2,7 +2,7 @@
 // program as its main task, and an error printed as "<example>: <what>" with exit status 1.
 #pragma once
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <cstdio>
 #include <exception>
 #include <string>

@@ -2,7 +2,7 @@
 // Linux. The demo itself is examples/seed/timer_test.hpp, shared with hw/examples; this file
 // adds the command line, the backend choice and the report.
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <exception>

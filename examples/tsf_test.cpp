@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <atomic>
 #include <cerrno>
 #include <chrono>

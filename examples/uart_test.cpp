@@ -30,8 +30,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <asyncio/asyncio.hpp>
-#include <asyncio/net.hpp>
+#include <asyncio/linux.hpp>
+#include <asyncio/linux/net.hpp>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>

@@ -8,7 +8,7 @@
 //   virtual_time [--json]
 // With --json, one object per attempt and a summary go to stdout instead of the lines.
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <asyncio/testing.hpp>
 #include <chrono>
 #include <cstdio>

@@ -1,16 +1,17 @@
 // Every public header, compiled by tests/meson.build with the warnings a strict consumer
 // enables (-Wshadow, -Wconversion, -Wold-style-cast, ...) as errors.
 #include <asyncio/asyncio.hpp>
-#include <asyncio/debug_signal.hpp>
+#include <asyncio/linux.hpp>
+#include <asyncio/linux/debug_signal.hpp>
 #include <asyncio/errors.hpp>
 #include <asyncio/event.hpp>
 #include <asyncio/funcs.hpp>
 #include <asyncio/introspect.hpp>
-#include <asyncio/io.hpp>
-#include <asyncio/log.hpp>
+#include <asyncio/linux/io.hpp>
+#include <asyncio/linux/log.hpp>
 #include <asyncio/loop.hpp>
 #include <asyncio/loop_stats.hpp>
-#include <asyncio/net.hpp>
+#include <asyncio/linux/net.hpp>
 #include <asyncio/pollable.hpp>
 #include <asyncio/queue.hpp>
 #include <asyncio/stream.hpp>
@@ -18,7 +19,7 @@
 #include <asyncio/task.hpp>
 #include <asyncio/task_group.hpp>
 #include <asyncio/testing.hpp>
-#include <asyncio/threads.hpp>
+#include <asyncio/linux/threads.hpp>
 #include <asyncio/threadsafe_flag.hpp>
 #include <asyncio/timeout.hpp>
 #include <asyncio/version.hpp>

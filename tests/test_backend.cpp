@@ -33,14 +33,23 @@ constexpr unsigned kAuditArch = AUDIT_ARCH_AARCH64;
 #error "add this architecture's AUDIT_ARCH_* value"
 #endif
 
+#if defined(ASYNCIO_TEST_IO_URING)
+constexpr bool kIoUringBuilt = true;
+#else
+constexpr bool kIoUringBuilt = false;  // the library was built with -Dio_uring=disabled
+#endif
+
 /// True if this process may create an io_uring (the kernel allows it and no filter forbids it).
-bool io_uring_available() {
+bool kernel_allows_io_uring() {
   io_uring_params params{};
   const long fd = ::syscall(__NR_io_uring_setup, 1, &params);
   if (fd < 0) return false;
   ::close(static_cast<int>(fd));
   return true;
 }
+
+/// True if a loop can run on io_uring here: built in, and allowed by the kernel.
+bool io_uring_available() { return kIoUringBuilt && kernel_allows_io_uring(); }
 
 /// Makes every later io_uring_setup call of this process fail with `error`.
 bool forbid_io_uring_setup(int error) {
@@ -232,7 +241,15 @@ TEST_CASE("Options::backend selects epoll") {
   check_loop_works();
 }
 
-TEST_CASE("Options::backend selects io_uring where the kernel allows it") {
+TEST_CASE("without io_uring built in, asking for it fails clearly" * doctest::skip(kIoUringBuilt)) {
+  CHECK_THROWS_WITH_AS(asyncio::new_event_loop(asyncio::Loop::Options{"uring"}),
+                       doctest::Contains("not built"), asyncio::OSError);
+  CHECK(std::string(asyncio::new_event_loop(asyncio::Loop::Options{"auto"}).backend_name()) ==
+        "epoll");
+}
+
+TEST_CASE("Options::backend selects io_uring where the kernel allows it" *
+          doctest::skip(!kIoUringBuilt)) {
   if (!io_uring_available()) {
     CHECK_THROWS(asyncio::new_event_loop(asyncio::Loop::Options{"uring"}));
     return;
@@ -270,19 +287,22 @@ TEST_CASE("an unknown backend name is an invalid argument") {
   CHECK(asyncio::run([] { return 1; }) == 1);
 }
 
-TEST_CASE("auto falls back to epoll when io_uring_setup fails with EPERM") {
+TEST_CASE("auto falls back to epoll when io_uring_setup fails with EPERM" *
+          doctest::skip(!kIoUringBuilt)) {
   const int code = exit_code_of_child([] { return check_fallback_in_child(EPERM); });
   INFO(describe(code));
   CHECK(code == kChildOk);
 }
 
-TEST_CASE("auto falls back to epoll when io_uring_setup fails with ENOSYS") {
+TEST_CASE("auto falls back to epoll when io_uring_setup fails with ENOSYS" *
+          doctest::skip(!kIoUringBuilt)) {
   const int code = exit_code_of_child([] { return check_fallback_in_child(ENOSYS); });
   INFO(describe(code));
   CHECK(code == kChildOk);
 }
 
-TEST_CASE("auto falls back to epoll when io_uring_setup fails with EINVAL") {
+TEST_CASE("auto falls back to epoll when io_uring_setup fails with EINVAL" *
+          doctest::skip(!kIoUringBuilt)) {
   const int code = exit_code_of_child([] { return check_fallback_in_child(EINVAL); });
   INFO(describe(code));
   CHECK(code == kChildOk);
@@ -292,7 +312,7 @@ TEST_CASE("the seccomp helper really forbids io_uring_setup") {
   // Guards the fallback tests above against passing because the filter did nothing.
   const int code = exit_code_of_child([] {
     if (!forbid_io_uring_setup(EPERM)) return 1;
-    return io_uring_available() ? 2 : 0;
+    return kernel_allows_io_uring() ? 2 : 0;
   });
   CHECK(code == 0);
 }

@@ -1,4 +1,4 @@
-// The library's log (include/asyncio/log.hpp): levels, a program's own sink, silence.
+// The library's log (include/asyncio/linux/log.hpp): levels, a program's own sink, silence.
 #include <stdexcept>
 #include <string>
 #include <utility>

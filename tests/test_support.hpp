@@ -14,7 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <asyncio/testing.hpp>
 #include <cerrno>
 #include <chrono>

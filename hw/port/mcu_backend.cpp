@@ -2,20 +2,19 @@
 //
 // There are no file descriptors on a microcontroller: devices (UART, timers) are Pollables
 // (docs/semantics.md#pollables), which the core polls itself at every switch, and interrupt handlers reach the
-// loop through ThreadSafeFlag::set(), which calls wake(). What is left to the port is the
-// idle policy:
+// loop through ThreadSafeFlag::set(), which calls wake(). The core's idle policy decides how
+// long to wait (in low power, at most a 20 ms slice while pollable devices wait); the port only
+// decides how to pass that time, told by set_low_power():
 //
 //   normal mode     poll continuously until the deadline, as MicroPython does: the CPU never
 //                   sleeps, the lowest latency (and ~18 mA on a Pico).
-//   low-power mode  light sleep (hal::light_sleep: WFI with the clocks gated) until the next due
-//                   time; while pollable devices wait, in slices of at most 20 ms with a poll
-//                   between slices (the seed's rule). Timers and interrupt-driven flags need no
-//                   slicing: their interrupts end the sleep.
+//   low-power mode  light sleep (hal::light_sleep: WFI with the clocks gated) until the
+//                   deadline; the alarm, or any interrupt (a flag set by its handler), ends it.
 #include <atomic>
 #include <cstdint>
 #include <memory>
 
-#include "asyncio/loop.hpp"
+#include "asyncio/detail/port.hpp"
 #include "cortex_m.hpp"
 #include "hal.hpp"
 #include "hw.hpp"
@@ -29,7 +28,7 @@ Micros stats_since = 0;
 
 class McuBackend final : public asyncio::detail::IoBackend {
  public:
-  explicit McuBackend(asyncio::Loop& loop) : loop_(loop) {}
+  McuBackend() = default;
 
   const char* name() const override { return hal::board_name(); }
 
@@ -38,7 +37,7 @@ class McuBackend final : public asyncio::detail::IoBackend {
   void poll_if_ready() override {}
 
   void wait(Micros deadline) override {
-    if (loop_.power_mode()) {
+    if (low_power_) {
       sleep_until(deadline);
     } else {
       spin_until(deadline);
@@ -51,6 +50,8 @@ class McuBackend final : public asyncio::detail::IoBackend {
   void wake() noexcept override { wake_requested_.store(true, std::memory_order_relaxed); }
 
   Micros timer_resolution() const override { return hal::wake_resolution(); }
+
+  void set_low_power(bool on) override { low_power_ = on; }
 
  private:
   void spin_until(Micros deadline) const {
@@ -75,8 +76,8 @@ class McuBackend final : public asyncio::detail::IoBackend {
     cortex_m::restore_interrupts(saved);
   }
 
-  asyncio::Loop& loop_;
   std::atomic<bool> wake_requested_{false};
+  bool low_power_ = false;
 };
 
 }  // namespace
@@ -98,9 +99,9 @@ void reset_sleep_stats() {
 
 namespace asyncio::detail::port {
 
-std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* /*requested*/) {
+std::unique_ptr<IoBackend> make_backend(Loop& /*loop*/, const char* /*requested*/) {
   // One backend per board; a requested name (a Linux notion) is ignored.
-  return std::make_unique<McuBackend>(loop);
+  return std::make_unique<McuBackend>();
 }
 
 bool low_power_supported() noexcept { return true; }

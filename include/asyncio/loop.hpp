@@ -96,8 +96,13 @@ class Loop {
   bool is_running() const { return scheduler_.is_running(); }
 
   // asyncio_alt's modes (docs/semantics.md#fast-io, docs/semantics.md#low-power).
-  bool roundrobin() const { return !scheduler_.ready_queue().fast_io(); }
-  void roundrobin(bool on) { scheduler_.ready_queue().set_fast_io(!on); }
+  bool roundrobin() const {
+    return scheduler_.ready_queue().scheduling() == detail::Scheduling::kRoundRobin;
+  }
+  void roundrobin(bool on) {
+    scheduler_.ready_queue().set_scheduling(on ? detail::Scheduling::kRoundRobin
+                                               : detail::Scheduling::kFastIo);
+  }
   bool power_mode() const { return scheduler_.low_power(); }
   void power_mode(bool on);
   /// Fast-I/O starvation bound: an I/O-woken task is queued as if due this long ago (1 s in
@@ -124,8 +129,10 @@ class Loop {
   /// ceiling, and halves (to 0 below 10 µs) after one that blocked longer. A fast
   /// request/response peer then gets the spin it needs, and an idle or slow one soon costs no
   /// spinning at all.
-  Micros busy_poll() const { return busy_poll_us_; }
-  BusyPoll busy_poll_mode() const { return busy_poll_mode_; }
+  Micros busy_poll() const { return scheduler_.busy_poller().ceiling(); }
+  BusyPoll busy_poll_mode() const {
+    return scheduler_.busy_poller().adaptive() ? BusyPoll::kAdaptive : BusyPoll::kFixed;
+  }
   void set_busy_poll(Micros us, BusyPoll mode = BusyPoll::kFixed);
 
   /// The settings above with a std::chrono duration (e.g. 1us, 2ms), rounded up to whole µs.
@@ -168,7 +175,12 @@ class Loop {
   Micros refresh_time() { return scheduler_.refresh_time(); }
 
   /// What the loop has done since it was made (counts, time blocked). Loop thread.
-  const LoopStats& stats() const { return scheduler_.stats(); }
+  LoopStats stats() const {
+    const detail::SchedulerStats& counts = scheduler_.stats();
+    return {counts.task_switches, counts.task_wakeups,  counts.blocking_waits,
+            counts.time_blocked_us, counts.io_polls, counts.empty_io_polls,
+            counts.low_power_batches};
+  }
 
   // ---- The interface primitives are built on. Loop thread only, unless stated. ----
 
@@ -227,8 +239,6 @@ class Loop {
   explicit Loop(std::unique_ptr<detail::IoBackend> backend);
 
   detail::Scheduler scheduler_;
-  Micros busy_poll_us_ = 0;
-  BusyPoll busy_poll_mode_ = BusyPoll::kFixed;
   ExceptionHandler exception_handler_;
   std::atomic<bool> interrupt_requested_{false};
   bool interrupted_ = false;  // the request reached the loop thread

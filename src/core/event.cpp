@@ -14,8 +14,7 @@ void throw_outside_task(const char* what) {
 }
 
 void throw_waitable_destroyed(const char* what) {
-  throw WaitableDestroyed(std::string(what) +
-                          ": the object was destroyed while this task waited on it");
+  throw RuntimeError(std::string(what) + ": the object was destroyed while this task waited on it");
 }
 }  // namespace detail
 

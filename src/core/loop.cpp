@@ -114,9 +114,7 @@ void Loop::set_busy_poll(Micros us, BusyPoll mode) {
   if (mode != BusyPoll::kFixed && mode != BusyPoll::kAdaptive) {
     throw ValueError("set_busy_poll: the mode must be BusyPoll::kFixed or BusyPoll::kAdaptive");
   }
-  busy_poll_us_ = us;
-  busy_poll_mode_ = mode;
-  scheduler_.backend().set_busy_poll(us, mode == BusyPoll::kAdaptive);
+  scheduler_.busy_poller().configure(us, mode == BusyPoll::kAdaptive);
 }
 
 void Loop::set_stall_threshold(Micros us) {

@@ -201,71 +201,67 @@ bool Scheduler::nothing_can_happen() const {
 }
 
 void Scheduler::set_low_power(bool on) {
-  if (on != low_power_) backend_->set_low_power(on);
-  low_power_ = on;
-  batch_until_ = 0;
+  IdlePolicy* const policy = on ? static_cast<IdlePolicy*>(&low_power_idle_) : &normal_idle_;
+  if (policy != idle_) {
+    idle_->leave(*backend_);
+    idle_ = policy;
+    idle_->enter(*backend_);
+  }
+  low_power_idle_.reset();
 }
 
 void Scheduler::wait_for_events() {
-  // Low power serves timers on the 20 ms grid (every task due in a slot runs on one wake-up);
-  // normal mode on a fine grid that only batches timers due within microseconds of each other,
-  // never finer than the backend can wake (a board's 1 ms tick).
-  const Micros grid = low_power_ ? kLowPowerSliceUs
-                                 : std::max({timer_resolution_, backend_->timer_resolution(), Micros{1}});
+  const Micros deadline = next_wake_deadline();
   const std::uint64_t deliveries_before = io_deliveries_;
+  idle_->wait(*this, deadline);
+  idle_->after_wake(*this, io_deliveries_ != deliveries_before);
+}
+
+Micros Scheduler::next_wake_deadline() {
   Micros deadline = -1;
   if (!timers_.empty()) {
-    // Never earlier than the first deadline (docs/semantics.md#run-order); later by at most one grid slot.
+    // Never earlier than the first deadline (docs/semantics.md#run-order); later by at most
+    // one grid slot.
+    const Micros grid = idle_->grid(timer_resolution_, backend_->timer_resolution());
     deadline = (timers_.top_due() + grid - 1) / grid * grid;
   }
   if (!pollables_.empty()) {
     // A fresh reading: without timers nothing else refreshes now_, and a stale one would put
     // poll_at in the past, so that the loop spins instead of waiting.
-    now_ = read_clock();
-    const Micros poll_at = now_ + (low_power_ ? kLowPowerSliceUs : kPollableIntervalUs);
+    const Micros poll_at = refresh_clock() + idle_->pollable_interval();
     if (deadline < 0 || poll_at < deadline) deadline = poll_at;
   }
-  Micros slot_end = 0;  // the boundary a batching sleep went to, even if it ended a bit early
-  if (low_power_ && now_ < batch_until_) {
-    // Interrupt mitigation: I/O or a flag woke us in this slot; let what follows accumulate
-    // until the slot ends, then take it all at once.
-    const bool timer_due = deadline >= 0 && deadline <= batch_until_;
-    slot_end = timer_due ? deadline : batch_until_;
+  return deadline;
+}
+
+void Scheduler::block(Micros deadline, BusyPoller* spin_first) {
+  // Publish that we may block before the last look at the flags: signal_flag() pushes, then
+  // reads sleeping_; we store sleeping_, then read the stack. One of us sees the other.
+  sleeping_.store(true);
+  if (signalled_flags_.load() == nullptr) {
     const Micros start = read_clock();
     blocked_ = true;
-    backend_->sleep_without_io(slot_end, timer_due);
-    note_blocked(start);
-    ++stats_.low_power_batches;
-    backend_->wait(0);  // poll everything without blocking
-  } else {
-    // Publish that we may block before the last look at the flags: signal_flag() pushes, then
-    // reads sleeping_; we store sleeping_, then read the stack. One of us sees the other.
-    sleeping_.store(true);
-    if (signalled_flags_.load() == nullptr) {
-      const Micros start = read_clock();
-      blocked_ = true;
+    if (!spin_first || !spin_first->spin(*backend_, deadline)) {
       backend_->wait(deadline);
-      note_blocked(start);
+      if (spin_first) spin_first->adapt();
     }
-    sleeping_.store(false, std::memory_order_relaxed);
+    note_blocked(start);
   }
-  if (low_power_) note_low_power_wake(grid, deliveries_before, slot_end);
+  sleeping_.store(false, std::memory_order_relaxed);
+}
+
+void Scheduler::sleep_without_io(Micros until, bool timer_due) {
+  const Micros start = read_clock();
+  blocked_ = true;
+  backend_->sleep_without_io(until, timer_due);
+  note_blocked(start);
+  ++stats_.low_power_batches;
 }
 
 void Scheduler::note_blocked(Micros start) {
   blocked_ = false;
   ++stats_.blocking_waits;
   stats_.time_blocked_us += read_clock() - start;
-}
-
-void Scheduler::note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end) {
-  poll_sources();  // flags are delivered here, not by the backend
-  now_ = read_clock();
-  // While I/O keeps arriving, wait on it only at slot boundaries; a quiet slot ends that, so
-  // an idle loop goes back to blocking with no wake-ups at all. A batching sleep that ended a
-  // little before its boundary has still closed that slot: the next batch runs to the one after.
-  const Micros at = now_ > slot_end ? now_ : slot_end;
-  batch_until_ = io_deliveries_ != deliveries_before ? (at / grid + 1) * grid : 0;
 }
 
 // ---- Switching and finishing ----

@@ -70,8 +70,7 @@ void ThreadSafeFlag::wait() {
     throw;
   }
   if (gone) [[unlikely]] {
-    throw detail::WaitableDestroyed(
-        "ThreadSafeFlag.wait: the object was destroyed while this task waited on it");
+    detail::throw_waitable_destroyed("ThreadSafeFlag.wait");
   }
 }
 

@@ -2,9 +2,16 @@
 // Loop::suspend() and Loop::yield_now()).
 #include "asyncio/timeout.hpp"
 
+#include <string>
+
 #include "asyncio/detail/wait_queue.hpp"
+#include "asyncio/errors.hpp"
 
 namespace asyncio::detail {
+
+void throw_nan_duration(const char* what) {
+  throw ValueError(std::string(what) + ": the duration is NaN");
+}
 
 TimeoutScope::TimeoutScope(Micros timeout) : task_(running_task("timeout")) {
   deadline_ = deadline_after(task_->scheduler->refresh_time(), timeout);

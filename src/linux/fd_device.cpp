@@ -13,9 +13,9 @@
 #include <cstring>
 #include <utility>
 
-#include "asyncio/io.hpp"
+#include "asyncio/linux/io.hpp"
 #include "asyncio/loop.hpp"
-#include "asyncio/net.hpp"
+#include "asyncio/linux/net.hpp"
 #include "linux_backend.hpp"
 
 namespace asyncio {

@@ -11,8 +11,8 @@
 
 #include "asyncio/detail/virtual_backend.hpp"
 #include "asyncio/errors.hpp"
-#include "asyncio/io.hpp"
-#include "asyncio/net.hpp"
+#include "asyncio/linux/io.hpp"
+#include "asyncio/linux/net.hpp"
 #include "asyncio/loop.hpp"
 #include "linux_backend.hpp"
 #include "log.hpp"
@@ -89,83 +89,34 @@ void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int erro
   }
 }
 
-void LinuxBackend::wait(Micros deadline) {
-  check_process();
-  if (busy_wait(deadline)) return;
-  block(deadline);
-  adapt_busy_poll();
-}
-
-bool LinuxBackend::busy_wait(Micros deadline) {
-  wait_started_ = -1;
-  if (busy_poll_us_ <= 0 || waiters_ == 0 || low_power_) return false;
-  wait_started_ = port::now();
-  if (window_us_ <= 0) return false;  // adaptive, after a long wait: block at once
-  Micros until = wait_started_ + window_us_;
-  if (deadline >= 0 && deadline < until) until = deadline;
-  do {
-    if (peek()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-    asm volatile("yield");
-#endif
-  } while (port::now() < until);
-  return false;
-}
-
-// 1 ms: 5 % of the 20 ms slot, enough for the kernel to coalesce our wake-ups with others, and
-// also what an event arriving just after a wake-up may wait beyond the slot (a smaller slack
-// did not lower bench/power's latencies: the machine's wake-up jitter dominates).
-//
-// Only some of the loop's sleeps take the slack: clock_nanosleep (the batching sleeps) and
-// epoll_pwait2 do, io_uring's wait timeout does not, so on io_uring the loop's waits for a due
-// timer end at the boundary itself.
-constexpr long kLowPowerTimerSlackNs = 1'000'000;
-
-// The adaptive window's first step, as KVM's halt_poll_ns_grow_start (10 µs).
-constexpr Micros kAdaptiveWindowStartUs = 10;
-
-void LinuxBackend::adapt_busy_poll() {
-  if (!adaptive_ || wait_started_ < 0) return;
-  const Micros waited = port::now() - wait_started_;
-  wait_started_ = -1;
-  if (waited > busy_poll_us_) {
-    // No spin within the ceiling would have caught it: halve the window (KVM's shrink of 2),
-    // so that one late reply on a noisy machine does not undo what the others taught.
-    window_us_ = window_us_ / 2 >= kAdaptiveWindowStartUs ? window_us_ / 2 : 0;
-  } else if (waited > window_us_) {
-    // A spin a little longer would have caught it: double the window, up to the ceiling.
-    const Micros grown = window_us_ > 0 ? window_us_ * 2 : kAdaptiveWindowStartUs;
-    window_us_ = grown < busy_poll_us_ ? grown : busy_poll_us_;
-  }
-}
-
 void LinuxBackend::sleep_without_io(Micros deadline, bool timer_due) {
   // The kernel ends a sleep anywhere from its expiry to expiry + slack, and on a quiet machine
   // at the far end. Without a timer to serve, expire one slack early, so that the coalescing
-  // window ends at the slot boundary and I/O batched here waits at most the slot, not the slot
-  // plus the slack. A due timer must not run early (docs/semantics.md#run-order), so then the
-  // sleep expires at the boundary itself.
-  if (!timer_due && low_power_) deadline -= kLowPowerTimerSlackNs / 1000;
+  // window ends at the deadline and I/O batched meanwhile waits at most until then, not a
+  // slack longer. A due timer must not run early (docs/semantics.md#run-order), so then the
+  // sleep expires at the deadline itself.
+  if (!timer_due) deadline -= timer_slack_us_;
   timespec until{};
   until.tv_sec = deadline / 1'000'000;
   until.tv_nsec = (deadline % 1'000'000) * 1000;
-  // The port clock is CLOCK_MONOTONIC in µs. A signal (EINTR) does not end the slot early: a
-  // ThreadSafeFlag it set is picked up at the slot boundary like the rest.
+  // The port clock is CLOCK_MONOTONIC in µs. A signal (EINTR) does not end the sleep early: a
+  // ThreadSafeFlag it set is picked up by the poll that follows, like the rest.
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
   }
 }
 
-void LinuxBackend::set_low_power(bool on) {
-  low_power_ = on;
-  if (on) {
-    saved_timer_slack_ns_ = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-    prctl(PR_SET_TIMERSLACK, kLowPowerTimerSlackNs, 0, 0, 0);
+// Only some of the loop's sleeps take the slack: clock_nanosleep (the batching sleeps) and
+// epoll_pwait2 do, io_uring's wait timeout does not, so on io_uring the loop's waits for a due
+// timer end at the deadline itself.
+void LinuxBackend::set_timer_slack(Micros us) {
+  if (us > 0) {
+    if (saved_timer_slack_ns_ < 0) saved_timer_slack_ns_ = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(us) * 1000, 0, 0, 0);
   } else if (saved_timer_slack_ns_ >= 0) {
     prctl(PR_SET_TIMERSLACK, saved_timer_slack_ns_, 0, 0, 0);
     saved_timer_slack_ns_ = -1;
   }
+  timer_slack_us_ = us > 0 ? us : 0;
 }
 
 WakeFd::WakeFd() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {

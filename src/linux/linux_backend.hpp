@@ -79,22 +79,21 @@ class LinuxBackend : public IoBackend, public DescriptorWaits {
   void cancel_wait(int fd, unsigned events, TaskRecord* task) override;
   /// Their wait_io throws OSError(error).
   void abort(int fd, int error) override;
-  /// Busy polls as Loop::set_busy_poll asks, then blocks (block()), then adapts the window of
-  /// BusyPoll::kAdaptive to how long the whole wait took.
-  void wait(Micros deadline) final;
-  /// Low power: a clock_nanosleep to an absolute time; neither I/O nor the eventfd ends it.
+  bool peek_descriptors() final {
+    check_process();
+    return peek();
+  }
+  void wait(Micros deadline) final {
+    check_process();
+    block(deadline);
+  }
+  /// A clock_nanosleep to an absolute time; neither I/O nor the eventfd ends it.
   void sleep_without_io(Micros deadline, bool timer_due) override;
-  /// Low power raises this thread's timer slack so that the kernel can coalesce our wake-ups
-  /// with others; leaving the mode restores the previous value.
-  void set_low_power(bool on) override;
+  /// This thread's timer slack (prctl PR_SET_TIMERSLACK); 0 restores the value it had before.
+  void set_timer_slack(Micros us) override;
   bool set_stall_threshold(Micros us) override {
     monitor_.set_stall_threshold(us);
     return true;
-  }
-  void set_busy_poll(Micros us, bool adaptive) override {
-    busy_poll_us_ = us;
-    adaptive_ = adaptive;
-    window_us_ = adaptive ? 0 : us;
   }
 
  protected:
@@ -129,25 +128,13 @@ class LinuxBackend : public IoBackend, public DescriptorWaits {
 
   Loop& loop_;
   std::vector<FdWaiters> fds_;
-  long saved_timer_slack_ns_ = -1;
+  long saved_timer_slack_ns_ = -1;  // -1: the slack is the thread's own
+  Micros timer_slack_us_ = 0;       // what set_timer_slack set
 
  private:
   [[noreturn, gnu::cold]] static void throw_forked();
   unsigned generation_;
 
-  /// Busy polling (Loop::set_busy_poll): calls peek() until it delivers something, until
-  /// `deadline` (-1: none) or until the window ends. True if something was delivered; false
-  /// at once when busy polling is off, in low power, or with no task waiting on a descriptor.
-  bool busy_wait(Micros deadline);
-  /// After the block() that follows a busy_wait() that returned false: adapts the window of
-  /// BusyPoll::kAdaptive to how long the whole wait took.
-  void adapt_busy_poll();
-
-  Micros busy_poll_us_ = 0;   // the window, or its ceiling when adaptive
-  Micros window_us_ = 0;      // the window the next spin uses
-  Micros wait_started_ = -1;  // when the current spin-then-block began; -1: not spinning
-  bool adaptive_ = false;
-  bool low_power_ = false;
   LoopMonitor monitor_{loop_};  // stall detector, task dump on a signal
 };
 

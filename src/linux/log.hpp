@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "asyncio/log.hpp"
+#include "asyncio/linux/log.hpp"
 
 namespace asyncio::detail {
 

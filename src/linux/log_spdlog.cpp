@@ -1,4 +1,4 @@
-// The library's log (include/asyncio/log.hpp) with spdlog: its "asyncio" logger on stderr.
+// The library's log (include/asyncio/linux/log.hpp) with spdlog: its "asyncio" logger on stderr.
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>

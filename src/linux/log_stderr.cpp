@@ -1,4 +1,4 @@
-// The library's log (include/asyncio/log.hpp) without spdlog: the same levels, settings and
+// The library's log (include/asyncio/linux/log.hpp) without spdlog: the same levels, settings and
 // line format, written to stderr or handed to the program's LogSink.
 #include <sys/time.h>
 #include <time.h>

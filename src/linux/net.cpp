@@ -20,8 +20,8 @@
 
 #include "asyncio/detail/port.hpp"
 #include "asyncio/funcs.hpp"
-#include "asyncio/io.hpp"
-#include "asyncio/net.hpp"
+#include "asyncio/linux/io.hpp"
+#include "asyncio/linux/net.hpp"
 #include "asyncio/task.hpp"
 
 namespace asyncio {

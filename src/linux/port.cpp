@@ -63,8 +63,8 @@ void route_interrupts(Loop& loop, bool on) noexcept {
 
 std::uintptr_t thread_id() noexcept { return static_cast<std::uintptr_t>(pthread_self()); }
 
-// Low-power mode on Linux: batched 20 ms waits (Loop::wait_for_events) and a raised timer
-// slack (LinuxBackend::set_low_power).
+// Low-power mode on Linux: batched 20 ms waits (src/core/idle_low_power.cpp) and a raised timer
+// slack (LinuxBackend::set_timer_slack).
 bool low_power_supported() noexcept { return true; }
 
 }  // namespace asyncio::detail::port

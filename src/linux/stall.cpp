@@ -18,7 +18,7 @@
 #include <sstream>
 #include <string>
 
-#include "asyncio/debug_signal.hpp"
+#include "asyncio/linux/debug_signal.hpp"
 #include "asyncio/errors.hpp"
 #include "asyncio/introspect.hpp"
 #include "log.hpp"

@@ -1,5 +1,5 @@
 // The thread pool behind to_thread and run_in_executor (Linux port).
-#include "asyncio/threads.hpp"
+#include "asyncio/linux/threads.hpp"
 
 #include <algorithm>
 

@@ -4,7 +4,7 @@
 // block (an asynchronous source). On the virtual clock the waiter's latency counts the blocks
 // that ran before it: round-robin queues it behind all ten blockers (50 ms, or 55 with the
 // block under way), fast I/O runs it at the next switch (0, or the 5 ms block under way).
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <cstdio>
 #include <thread>
 #include <vector>

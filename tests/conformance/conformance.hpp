@@ -2,7 +2,7 @@
 // of the few exceptions the tests print, so that each port reads like the script it ports.
 #pragma once
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <asyncio/testing.hpp>
 #include <chrono>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The program every consumer project builds: two tasks interleave on the installed library.
 // Prints one line and exits 0 when the order is right.
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <asyncio/version.hpp>
 #include <cstdio>
 #include <string>

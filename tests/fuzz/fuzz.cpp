@@ -14,7 +14,7 @@
 //    ends, gathered values are the children's, and nothing raises what nobody threw.
 // A watchdog thread aborts with the seed if one run takes more than 20 s (a hang). Failures
 // print the seed, so `fuzz --seed S --runs 1` replays one.
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>

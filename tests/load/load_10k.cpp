@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/linux.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>

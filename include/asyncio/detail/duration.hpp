@@ -8,16 +8,18 @@
 #include <cstdint>
 #include <limits>
 #include <ratio>
-#include <string>
+#include <type_traits>
 
 #include "asyncio/detail/port.hpp"
-#include "asyncio/errors.hpp"
 
 namespace asyncio::detail {
 
 /// ~73,000 years: far enough that no deadline computed from it (plus a clock reading, a grid
 /// slot) can overflow 64 bits.
 inline constexpr Micros kForever = std::numeric_limits<Micros>::max() / 4;
+
+/// Throws ValueError("<what>: the duration is NaN"); out of line.
+[[noreturn, gnu::cold]] void throw_nan_duration(const char* what);
 
 /// `now + delay`, saturated at kForever.
 constexpr Micros deadline_after(Micros now, Micros delay) {
@@ -34,7 +36,7 @@ constexpr Micros scale_saturated(std::int64_t count, std::int64_t factor) {
 /// Seconds (a double) to whole microseconds, rounded up; +inf saturates. NaN: ValueError
 /// naming `what`.
 inline Micros seconds_to_micros(double seconds, const char* what) {
-  if (std::isnan(seconds)) throw ValueError(std::string(what) + ": the duration is NaN");
+  if (std::isnan(seconds)) throw_nan_duration(what);
   const double us = std::ceil(seconds * 1e6);
   if (us >= static_cast<double>(kForever)) return kForever;
   if (us <= -static_cast<double>(kForever)) return -kForever;
@@ -47,7 +49,7 @@ template <class Rep, class Period>
 Micros to_micros(std::chrono::duration<Rep, Period> duration, const char* what) {
   const double us = std::chrono::duration<double, std::micro>(duration).count();
   if constexpr (std::is_floating_point_v<Rep>) {
-    if (std::isnan(us)) throw ValueError(std::string(what) + ": the duration is NaN");
+    if (std::isnan(us)) throw_nan_duration(what);
   }
   // Out of range of the loop's clock: saturate before chrono's integer arithmetic overflows.
   if (us >= static_cast<double>(kForever)) return kForever;

@@ -69,6 +69,9 @@ class DescriptorWaits {
   virtual void start_wait(int fd, unsigned events, TaskRecord* task) = 0;
   /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
   virtual void cancel_wait(int fd, unsigned events, TaskRecord* task) = 0;
+  /// One poll of the descriptors without blocking, as cheap as the platform allows (busy
+  /// polling calls it in a loop). True if it delivered anything (I/O or a wake()).
+  virtual bool peek_descriptors() = 0;
   /// Ends the waits on `fd` (both directions) with the errno `error`.
   virtual void abort(int fd, int error) = 0;
 
@@ -101,13 +104,14 @@ class IoBackend {
   /// coalesce the wake-up ends at the slot boundary instead of starting there.
   virtual void sleep_without_io(Micros deadline, bool /*timer_due*/) { wait(deadline); }
 
-  /// Entering or leaving low-power mode (Linux raises the timer slack). Default: nothing.
-  virtual void set_low_power(bool /*on*/) {}
+  /// Lets the platform end waits and sleeps up to `us` µs late, so that it can coalesce the
+  /// thread's wake-ups with others (0: the platform's default). A port that ends
+  /// sleep_without_io early when no timer is due does so by this slack. Default: nothing.
+  virtual void set_timer_slack(Micros /*us*/) {}
 
-  /// Loop::set_busy_poll: before blocking while tasks wait on I/O, poll for up to `us` µs
-  /// (`adaptive`: a window adapted between 0 and `us`). Default: nothing (the port always
-  /// blocks).
-  virtual void set_busy_poll(Micros /*us*/, bool /*adaptive*/) {}
+  /// The port's own measures for low-power mode, called as the loop enters (true) and leaves
+  /// it: a board light-sleeps in wait() instead of spinning. Default: nothing.
+  virtual void set_low_power(bool /*on*/) {}
 
   /// Interrupts wait(). Async-signal-safe and callable from any thread or interrupt handler.
   virtual void wake() noexcept = 0;

@@ -42,14 +42,19 @@ class TaskFifo {
   TaskRecord* tail_ = nullptr;
 };
 
+/// How I/O-woken tasks are ordered (docs/semantics.md#fast-io): behind every task already due
+/// (round-robin, MicroPython's default), or ahead of them within the starvation bound.
+enum class Scheduling : unsigned char { kRoundRobin, kFastIo };
+
 class ReadyQueue {
  public:
   /// The seed's value: an I/O-woken task is queued as if due 1000 ms ago.
   static constexpr Micros kDefaultIoPriorityBound = 1'000'000;
 
   bool empty() const { return due_.empty() && io_.empty(); }
-  bool fast_io() const { return fast_io_; }
-  void set_fast_io(bool on) { fast_io_ = on; }
+  Scheduling scheduling() const { return scheduling_; }
+  void set_scheduling(Scheduling scheduling) { scheduling_ = scheduling; }
+  bool fast_io() const { return scheduling_ == Scheduling::kFastIo; }
   Micros io_priority_bound() const { return io_priority_bound_; }
   void set_io_priority_bound(Micros bound) { io_priority_bound_ = bound; }
 
@@ -69,7 +74,7 @@ class ReadyQueue {
 
   /// A task woken by I/O or a ThreadSafeFlag at time `now`.
   void push_io(TaskRecord* task, Micros now) {
-    if (!fast_io_) return push_due(task, now);
+    if (!fast_io()) return push_due(task, now);
     task->due = now - io_priority_bound_;
     task->state = TaskState::kReady;
     io_.push(task);
@@ -91,7 +96,7 @@ class ReadyQueue {
   TaskFifo due_;
   TaskFifo io_;
   Micros io_priority_bound_ = kDefaultIoPriorityBound;
-  bool fast_io_ = false;
+  Scheduling scheduling_ = Scheduling::kRoundRobin;
 };
 
 }  // namespace asyncio::detail

@@ -18,12 +18,12 @@
 #include <exception>
 #include <memory>
 
+#include "asyncio/detail/idle_policy.hpp"
 #include "asyncio/detail/intrusive_list.hpp"
 #include "asyncio/detail/port.hpp"
 #include "asyncio/detail/ready_queue.hpp"
 #include "asyncio/detail/task_record.hpp"
 #include "asyncio/detail/timer_heap.hpp"
-#include "asyncio/loop_stats.hpp"
 
 namespace asyncio {
 
@@ -67,6 +67,17 @@ struct PollableWait : ListNode {
   std::exception_ptr error;  // thrown by device->poll(); rethrown in the waiting task
 };
 
+/// The scheduler's counters; Loop::stats() hands them out as a LoopStats.
+struct SchedulerStats {
+  std::uint64_t task_switches = 0;
+  std::uint64_t task_wakeups = 0;
+  std::uint64_t blocking_waits = 0;
+  std::int64_t time_blocked_us = 0;
+  std::uint64_t io_polls = 0;
+  std::uint64_t empty_io_polls = 0;
+  std::uint64_t low_power_batches = 0;
+};
+
 /// Thrown out of line: the switch path stays free of exception set-up code.
 [[noreturn, gnu::cold]] void throw_cancelled();
 /// Throws RuntimeError("<what>: called outside a task").
@@ -78,7 +89,7 @@ class Scheduler {
   /// While tasks wait on pollables and nothing else is due, the loop polls them this often.
   static constexpr Micros kPollableIntervalUs = 1000;  // MicroPython's poll hook runs per ms tick
   /// Low-power mode's slice: the seed's 20 ms, "chosen based on measurements on RP2".
-  static constexpr Micros kLowPowerSliceUs = 20'000;
+  static constexpr Micros kLowPowerSliceUs = LowPowerIdle::kSliceUs;
   /// Picked by measurement in bench/timers (docs/benchmarks.md): the coarsest grid that keeps
   /// timer lateness well under a millisecond while timers due together share a wake-up.
   static constexpr Micros kDefaultTimerResolutionUs = 250;
@@ -108,7 +119,7 @@ class Scheduler {
 
   ReadyQueue& ready_queue() { return ready_; }
   const ReadyQueue& ready_queue() const { return ready_; }
-  bool low_power() const { return low_power_; }
+  bool low_power() const { return idle_ == &low_power_idle_; }
   void set_low_power(bool on);
   Micros timer_resolution() const { return timer_resolution_; }
   void set_timer_resolution(Micros resolution) { timer_resolution_ = resolution; }
@@ -117,6 +128,8 @@ class Scheduler {
     stall_threshold_ = us;
     turn_started_ = read_clock();
   }
+  BusyPoller& busy_poller() { return normal_idle_.busy_poller(); }
+  const BusyPoller& busy_poller() const { return normal_idle_.busy_poller(); }
 
   // ---- The clock ----
 
@@ -171,7 +184,28 @@ class Scheduler {
   /// Waits for `device` to report any of `events` (docs/semantics.md#pollables).
   unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1);
 
-  const LoopStats& stats() const { return stats_; }
+  // ---- Idling: the mechanisms the idle policies use ----
+
+  /// Blocks in the backend until `deadline` (-1: none), I/O or a wake-up, unless a flag is
+  /// already signalled; `spin_first`, if given, busy polls before blocking.
+  void block(Micros deadline, BusyPoller* spin_first = nullptr);
+  /// Sleeps until `until` without being woken by I/O or flags (IoBackend::sleep_without_io).
+  void sleep_without_io(Micros until, bool timer_due);
+  /// Polls the backend without blocking.
+  void poll_now() { backend_->wait(0); }
+  /// Polls every source: the backend, the signalled flags and the pollables.
+  void poll_sources() {
+    const std::uint64_t deliveries_before = io_deliveries_;
+    backend_->poll_if_ready();
+    if (signalled_flags_.load(std::memory_order_relaxed)) drain_signalled_flags();
+    if (!pollables_.empty()) poll_pollables();
+    ++stats_.io_polls;
+    stats_.empty_io_polls += io_deliveries_ == deliveries_before ? 1 : 0;
+  }
+  /// Reads the clock into time().
+  Micros refresh_clock() { return now_ = read_clock(); }
+
+  const SchedulerStats& stats() const { return stats_; }
   /// True while the loop sleeps in its backend rather than running a task.
   bool blocked() const { return blocked_; }
   /// Every task not yet done (LiveLink nodes). Loop thread.
@@ -207,14 +241,6 @@ class Scheduler {
     if (finished_) [[unlikely]] release_finished();
   }
   void release_finished();
-  void poll_sources() {
-    const std::uint64_t deliveries_before = io_deliveries_;
-    backend_->poll_if_ready();
-    if (signalled_flags_.load(std::memory_order_relaxed)) drain_signalled_flags();
-    if (!pollables_.empty()) poll_pollables();
-    ++stats_.io_polls;
-    stats_.empty_io_polls += io_deliveries_ == deliveries_before ? 1 : 0;
-  }
   void prefetch_next() const;
   /// Before an enqueue: brings now_ up to date (cheaply where only the order needs it) and
   /// queues the timers that fell due, so that they go first.
@@ -224,8 +250,10 @@ class Scheduler {
   void drain_signalled_flags();
   void poll_pollables();
   void wait_for_events();
+  /// When the wait for events must end: the next timer on the idle policy's grid, or the next
+  /// poll of the pollables.
+  Micros next_wake_deadline();
   void note_blocked(Micros start);  // stats of a sleep that began at `start`
-  void note_low_power_wake(Micros grid, std::uint64_t deliveries_before, Micros slot_end);
   void run_until_idle();
   bool cancel_live_tasks();
   bool nothing_can_happen() const;
@@ -255,7 +283,6 @@ class Scheduler {
   bool running_ = false;
   bool deadlocked_ = false;
   bool stop_when_idle_ = false;  // close(): run what is ready, never block
-  bool low_power_ = false;
   std::atomic<FlagNode*> signalled_flags_{nullptr};
   Micros stall_threshold_ = 0;  // the core's stall check (0: off, or the port has its own)
   Micros turn_started_ = 0;     // when the running fiber was switched to, for that check
@@ -269,12 +296,14 @@ class Scheduler {
   std::uint64_t next_task_id_ = 1;
   std::size_t live_tasks_ = 0;
   Micros timer_resolution_ = kDefaultTimerResolutionUs;
-  Micros batch_until_ = 0;           // low power: no I/O wait before this grid boundary
+  NormalIdle normal_idle_;
+  LowPowerIdle low_power_idle_;
+  IdlePolicy* idle_ = &normal_idle_;
   std::uint64_t io_deliveries_ = 0;  // I/O and flag wake-ups so far, to see if a wait had any
   std::atomic<bool> sleeping_{false};
   List live_tasks_list_;  // every task not yet done, for close()
   std::exception_ptr escaping_;  // a non-std exception on its way out of run()
-  LoopStats stats_;
+  SchedulerStats stats_;
   bool blocked_ = false;  // in the backend's wait or sleep
 };
 

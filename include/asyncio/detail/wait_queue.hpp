@@ -4,7 +4,6 @@
 
 #include "asyncio/detail/intrusive_list.hpp"
 #include "asyncio/detail/task_record.hpp"
-#include "asyncio/errors.hpp"
 #include "asyncio/detail/registry.hpp"
 #include "asyncio/detail/scheduler.hpp"
 
@@ -16,13 +15,8 @@ struct TaskWaitNode : ListNode {
   bool object_gone = false;  // woken because the waitable was destroyed
 };
 
-/// What a task waiting on an Event, Lock, Queue... gets when that object is destroyed under it.
-class WaitableDestroyed : public RuntimeError {
- public:
-  using RuntimeError::RuntimeError;
-};
-
-/// Throws WaitableDestroyed naming the wait (`what`, e.g. "Event.wait"); out of line.
+/// Throws a RuntimeError naming the wait (`what`, e.g. "Event.wait") whose object was destroyed
+/// while the task waited on it; out of line.
 [[noreturn, gnu::cold]] void throw_waitable_destroyed(const char* what);
 
 /// The running task; RuntimeError naming `what` when called outside a task. Inline: sleep_ms(0)
