@@ -151,6 +151,7 @@ void Loop::default_exception_handler(Loop& /*loop*/, const ExceptionContext& con
 // ---- Console interrupts ----
 
 bool Loop::interrupt() noexcept {
+  const detail::ExternalAccess access;  // from a signal handler on any thread
   if (interrupt_requested_.exchange(true)) return false;
   signal_flag(&interrupt_node_);
   return true;

@@ -459,7 +459,6 @@ void ExternalAccess::wait_for_earlier() noexcept {
 }
 
 void Scheduler::signal_flag(FlagNode* flag) noexcept {
-  const ExternalAccess access;  // the push below may let the loop finish and be destroyed
   if (flag->queued.exchange(true)) return;  // already on the stack: the loop will see it
   FlagNode* head = signalled_flags_.load(std::memory_order_relaxed);
   do {

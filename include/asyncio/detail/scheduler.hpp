@@ -33,7 +33,7 @@ class Pollable;
 namespace detail {
 
 /// Brackets code that may touch a loop from outside its thread (ThreadSafeFlag::set(),
-/// call_soon_threadsafe, signal handlers). A loop being destroyed first waits for every such
+/// call_soon_threadsafe, Loop::interrupt()); signal_flag() relies on its caller's scope. A loop being destroyed first waits for every such
 /// scope that began before, so a setter whose store let the loop finish never reaches freed
 /// memory (docs/semantics.md#threadsafeflag). Lock-free and async-signal-safe.
 class ExternalAccess {
@@ -172,7 +172,9 @@ class Scheduler {
   /// Cancels a task (docs/semantics.md#tasks). False if it is already done.
   bool cancel(TaskRecord* task);
 
-  /// Marks a ThreadSafeFlag signalled. Async-signal-safe, lock-free, any thread.
+  /// Marks a ThreadSafeFlag signalled. Async-signal-safe, lock-free, any thread; from outside
+  /// the loop's thread, call it inside an ExternalAccess scope that began before the flag's
+  /// state was published.
   void signal_flag(FlagNode* flag) noexcept;
   /// Takes a flag off the signalled stack (a ThreadSafeFlag being destroyed). Loop thread.
   void forget_flag(FlagNode* flag) noexcept;
