@@ -169,8 +169,8 @@ void make_fiber(Fiber* fiber);
 
 /// Saves the running context into `from` and resumes `to`. Returns when something switches
 /// back to `from`. `from_finished` says `from` will never be resumed (its stack may be reused).
-/// The Linux port defines it inline (asyncio/linux/fiber_switch.hpp, included at the end of
-/// this file): the scheduler's switch path then needs no LTO to reach the register switch.
+/// The Linux port defines it inline (asyncio/detail/linux/fiber_switch.hpp, included at the end
+/// of this file): the scheduler's switch path then needs no LTO to reach the register switch.
 #if !defined(__linux__)
 void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept;
 #endif
@@ -200,5 +200,5 @@ bool low_power_supported() noexcept;
 }  // namespace asyncio
 
 #if defined(__linux__)
-#include "asyncio/linux/fiber_switch.hpp"
+#include "asyncio/detail/linux/fiber_switch.hpp"
 #endif
