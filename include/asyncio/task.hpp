@@ -47,6 +47,10 @@ struct TaskImpl final : TaskResult<T> {
 WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel = true);
 /// Rethrows the stored exception of a finished task; RuntimeError if it is not finished.
 void check_result(const TaskRecord* task);
+/// Loop.run_until_complete's loop: runs `loop` until `task` is done; returns normally (the
+/// caller reads the result). RuntimeError if the loop is running, the task is another loop's
+/// or it can never finish.
+void run_until_done(Loop& loop, TaskRecord* task);
 /// asyncio.run()'s loop: runs until `main` is done, routing console interrupts to the loop;
 /// raises KeyboardInterrupt once every task has unwound if one came.
 void run_main(TaskRecord* main);
@@ -133,7 +137,7 @@ auto create_task(const TaskOptions& options, F&& function, Args&&... args) {
   record->name = options.name;
   record->stack.size = options.stack_size;
   Task<Result> handle(record);
-  get_event_loop().spawn(record);
+  detail::scheduler_of(get_event_loop()).spawn(record);
   return handle;
 }
 
@@ -170,7 +174,8 @@ auto run(F&& function, Args&&... args) {
 template <class T>
 T run_until_complete(const Task<T>& task) {
   if (!task) throw RuntimeError("run_until_complete: empty task handle");
-  task.record_pointer()->scheduler->loop().run_until_task_done(task.record_pointer());
+  detail::TaskRecord* record = task.record_pointer();
+  detail::run_until_done(record->scheduler->loop(), record);
   return task.result();
 }
 

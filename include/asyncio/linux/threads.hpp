@@ -83,7 +83,7 @@ template <class F>
 auto run_blocking(ThreadPoolExecutor& executor, F fn) -> std::invoke_result_t<F&> {
   using R = std::invoke_result_t<F&>;
   Loop& loop = get_event_loop();
-  if (!loop.current()) throw RuntimeError("to_thread: called outside a task");
+  if (!scheduler_of(loop).current()) throw RuntimeError("to_thread: called outside a task");
   auto call = std::make_shared<ThreadCall<R>>();
   ThreadSafeFlag done;
   call->done = &done;
@@ -129,7 +129,7 @@ void call_soon_threadsafe(Loop& loop, F&& fn) {
     }
     std::decay_t<F> fn;
   };
-  loop.post(new Call(std::forward<F>(fn)));
+  detail::remote_calls_of(loop).post(new Call(std::forward<F>(fn)));
 }
 
 /// CPython's asyncio.to_thread: runs `fn(args...)` on the default pool and suspends the
@@ -146,7 +146,7 @@ auto to_thread(F&& fn, Args&&... args) {
 
 template <class F>
 auto Loop::run_in_executor(ThreadPoolExecutor* executor, F fn) {
-  check_thread("run_in_executor");
+  scheduler_.check_thread("run_in_executor");
   return detail::run_blocking(executor ? *executor : default_executor(), std::move(fn));
 }
 
