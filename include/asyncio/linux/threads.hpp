@@ -38,6 +38,7 @@ class ThreadPoolExecutor {
   /// Refuses new jobs. The queued ones still run; with `wait`, this returns once they have
   /// and the threads are joined.
   void shutdown(bool wait = true);
+  /// The most threads the pool runs at once.
   std::size_t max_workers() const { return max_workers_; }
   /// CPython's default: min(32, CPUs + 4).
   static std::size_t default_max_workers();
