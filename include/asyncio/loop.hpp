@@ -1,7 +1,9 @@
 // The event loop: MicroPython's scheduler (core.py) with asyncio_alt's two policies.
 //
-// One loop per thread. Tasks are fibers; a task that waits calls Loop::suspend(), which picks
-// the next task and switches straight to it (no trip through a scheduler fiber).
+// One loop per thread. Tasks are fibers; a task that waits suspends through the loop's
+// detail::Scheduler, which picks the next task and switches straight to it (no trip through a
+// scheduler fiber). This header holds the user's API only; the library reaches the scheduler
+// through asyncio/detail/loop_access.hpp.
 #pragma once
 
 #include <atomic>
@@ -12,8 +14,10 @@
 #include <memory>
 #include <string>
 
+#include "asyncio/detail/loop_access.hpp"
 #include "asyncio/detail/port.hpp"
 #include "asyncio/detail/registry.hpp"
+#include "asyncio/detail/remote_calls.hpp"
 #include "asyncio/detail/scheduler.hpp"
 #include "asyncio/loop_stats.hpp"
 
@@ -27,50 +31,33 @@ enum class BusyPoll { kFixed, kAdaptive };
 
 /// What call_exception_handler receives (CPython's context dict).
 struct ExceptionContext {
+  /// What went wrong, e.g. "Task exception wasn't retrieved".
   std::string message;
+  /// The exception involved, or nullptr.
   std::exception_ptr exception;
-  std::string task;  // name of the task involved, or empty
+  /// The name of the task involved, or empty.
+  std::string task;
 };
 
-namespace detail {
-/// A call posted from another thread (call_soon_threadsafe); started as a task on the loop.
-struct RemoteCall {
-  RemoteCall* next = nullptr;
-  virtual ~RemoteCall() = default;
-  virtual void start(struct RemoteCallQueue& queue) = 0;  // loop thread, inside the loop's run
-};
-
-/// The loop's lock-free inbox of RemoteCalls: any thread pushes, the loop starts them at its
-/// next switch, at most kMaxRunning at a time (src/core/remote_calls.cpp).
-struct RemoteCallQueue final : FlagNode {
-  static constexpr int kMaxRunning = 1024;
-  explicit RemoteCallQueue(Loop& owner) : loop(owner) {}
-  RemoteCallQueue(const RemoteCallQueue&) = delete;
-  RemoteCallQueue& operator=(const RemoteCallQueue&) = delete;
-  ~RemoteCallQueue();  // deletes the calls that never started
-  void post(RemoteCall* call) noexcept;
-  void on_signalled() override;
-  void call_finished() noexcept;  // a started call's task ended
-  Loop& loop;
-  std::atomic<RemoteCall*> calls{nullptr};
-  RemoteCall* waiting = nullptr;       // taken off `calls`, in order, not started yet
-  RemoteCall* waiting_tail = nullptr;
-  int running = 0;
-};
-}  // namespace detail
-
+/// MicroPython's event loop: runs the tasks of one thread (docs/semantics.md#tasks). Every
+/// member is for the loop's own thread unless it says otherwise.
 class Loop {
  public:
+  /// How a Loop is made.
   struct Options {
     /// "auto" (default: io_uring, falling back to epoll), "uring" or "epoll". Empty: read
     /// ASYNCIO_BACKEND from the environment, then "auto".
     std::string backend;
   };
+  /// A handler for errors no task will see (CPython's set_exception_handler); called on the
+  /// loop's thread with the loop and what went wrong.
   using ExceptionHandler = std::function<void(Loop&, const ExceptionContext&)>;
 
   /// A new loop starts in the thread's module-level modes (asyncio::roundrobin(),
   /// asyncio::power_mode()).
   Loop();
+  /// As Loop(), on the backend `options` names: ValueError for an unknown name, OSError if
+  /// it cannot be made.
   explicit Loop(Options options);
   ~Loop();
   Loop(const Loop&) = delete;
@@ -82,36 +69,44 @@ class Loop {
   static constexpr Micros kPollableIntervalUs = detail::Scheduler::kPollableIntervalUs;
   /// Low-power mode's slice: the seed's 20 ms, "chosen based on measurements on RP2".
   static constexpr Micros kLowPowerSliceUs = detail::Scheduler::kLowPowerSliceUs;
-  /// Runs tasks until `task` is done; returns normally (the caller reads the result).
-  void run_until_task_done(detail::TaskRecord* task);
   /// Makes run_forever()/run_until_complete() return at the next task switch.
   void stop() noexcept { scheduler_.stop(); }
   /// Cancels every remaining task and lets them unwind. The loop can be used again.
   void close();
   /// new_event_loop(): closes this loop and makes it a new one in place, with a new backend
   /// and the thread's module-level modes, so that every Loop& to it stays valid (MicroPython's
-  /// loop is one object too). The exception handler is kept, as MicroPython's is. If the new backend cannot be made, the loop is left closed but
-  /// usable and the error propagates. RuntimeError while the loop runs.
+  /// loop is one object too). The exception handler is kept, as MicroPython's is. If the new
+  /// backend cannot be made, the loop is left closed but usable and the error propagates.
+  /// RuntimeError while the loop runs.
   void renew(Options options);
+  /// True while run_forever(), run_until_complete() or run() runs this loop.
   bool is_running() const { return scheduler_.is_running(); }
 
   // asyncio_alt's modes (docs/semantics.md#fast-io, docs/semantics.md#low-power).
+
+  /// True in round-robin mode (the default): a task woken by I/O queues behind every task
+  /// already due; false in fast-I/O mode, where it goes first (within io_priority_bound()).
   bool roundrobin() const {
     return scheduler_.ready_queue().scheduling() == detail::Scheduling::kRoundRobin;
   }
+  /// Round-robin (true) or fast-I/O (false) scheduling, for this loop only.
   void roundrobin(bool on) {
     scheduler_.ready_queue().set_scheduling(on ? detail::Scheduling::kRoundRobin
                                                : detail::Scheduling::kFastIo);
   }
+  /// True in low-power mode: the loop batches wake-ups into kLowPowerSliceUs slots.
   bool power_mode() const { return scheduler_.low_power(); }
+  /// Turns low-power mode on or off for this loop only; ValueError if the port cannot do it.
   void power_mode(bool on);
   /// Fast-I/O starvation bound: an I/O-woken task is queued as if due this long ago (1 s in
   /// the seed), so a normal task due for longer than this still runs before it.
   Micros io_priority_bound() const { return scheduler_.ready_queue().io_priority_bound(); }
+  /// Sets io_priority_bound() (µs); ValueError if negative.
   void set_io_priority_bound(Micros bound);
   /// When the loop has to block for a timer, it wakes on a grid of this many µs, so that
   /// timers due within one slot are served by one wake-up. 0 or 1: exact deadlines.
   Micros timer_resolution() const { return scheduler_.timer_resolution(); }
+  /// Sets timer_resolution() (µs); ValueError if negative.
   void set_timer_resolution(Micros resolution);
   /// Picked by measurement in bench/timers (docs/benchmarks.md): the coarsest grid that keeps
   /// timer lateness well under a millisecond while timers due together share a wake-up.
@@ -130,9 +125,11 @@ class Loop {
   /// request/response peer then gets the spin it needs, and an idle or slow one soon costs no
   /// spinning at all.
   Micros busy_poll() const { return scheduler_.busy_poller().ceiling(); }
+  /// Whether busy_poll() is a fixed window or an adaptive one's ceiling.
   BusyPoll busy_poll_mode() const {
     return scheduler_.busy_poller().adaptive() ? BusyPoll::kAdaptive : BusyPoll::kFixed;
   }
+  /// Sets busy_poll() to `us` µs (0 to 1,000,000; ValueError otherwise) and its mode.
   void set_busy_poll(Micros us, BusyPoll mode = BusyPoll::kFixed);
 
   /// The settings above with a std::chrono duration (e.g. 1us, 2ms), rounded up to whole µs.
@@ -140,10 +137,12 @@ class Loop {
   void set_io_priority_bound(std::chrono::duration<Rep, Period> bound) {
     set_io_priority_bound(std::chrono::ceil<std::chrono::microseconds>(bound).count());
   }
+  /// set_timer_resolution() with a std::chrono duration, rounded up to whole µs.
   template <class Rep, class Period>
   void set_timer_resolution(std::chrono::duration<Rep, Period> resolution) {
     set_timer_resolution(std::chrono::ceil<std::chrono::microseconds>(resolution).count());
   }
+  /// set_busy_poll() with a std::chrono duration, rounded up to whole µs.
   template <class Rep, class Period>
   void set_busy_poll(std::chrono::duration<Rep, Period> window, BusyPoll mode = BusyPoll::kFixed) {
     set_busy_poll(std::chrono::ceil<std::chrono::microseconds>(window).count(), mode);
@@ -154,25 +153,27 @@ class Loop {
   /// backtrace of the loop thread taken while it still runs. 0 (the default, unless
   /// ASYNCIO_STALL_MS is set) turns it off. Call on the loop's thread: it is the one sampled.
   void set_stall_threshold(Micros us);
+  /// set_stall_threshold() with a std::chrono duration, rounded up to whole µs.
   template <class Rep, class Period>
   void set_stall_threshold(std::chrono::duration<Rep, Period> threshold) {
     set_stall_threshold(std::chrono::ceil<std::chrono::microseconds>(threshold).count());
   }
-  /// True while the loop sleeps in its backend rather than running a task (the stall
-  /// detector's sampler reads it on the loop thread).
-  bool blocked() const { return scheduler_.blocked(); }
 
+  /// Installs the handler for errors no task will see; an empty one restores the default.
   void set_exception_handler(ExceptionHandler handler);
+  /// The installed handler, or an empty one when the default is in use.
   ExceptionHandler get_exception_handler() const { return exception_handler_; }
+  /// Passes `context` to the installed handler, or to default_exception_handler(). An
+  /// exception the handler throws is logged and dropped.
   void call_exception_handler(const ExceptionContext& context);
+  /// Logs the message, the task's name and the exception's what() as one error line.
   static void default_exception_handler(Loop& loop, const ExceptionContext& context);
 
-  detail::IoBackend& backend() { return scheduler_.backend(); }
+  /// The I/O backend in use: "uring", "epoll", "virtual", or the board's name.
   const char* backend_name() const { return scheduler_.backend().name(); }
 
   /// The scheduler's clock (µs). Refreshed at every switch while timers are pending.
   Micros time() const { return scheduler_.time(); }
-  Micros refresh_time() { return scheduler_.refresh_time(); }
 
   /// What the loop has done since it was made (counts, time blocked). Loop thread.
   LoopStats stats() const {
@@ -182,38 +183,11 @@ class Loop {
             counts.low_power_batches};
   }
 
-  // ---- The interface primitives are built on. Loop thread only, unless stated. ----
-
-  detail::Scheduler& scheduler() { return scheduler_; }
-  detail::TaskRecord* current() const { return scheduler_.current(); }
-  /// Every task not yet done (LiveLink nodes), for asyncio::all_tasks(). Loop thread.
-  const detail::List& live_tasks() const { return scheduler_.live_tasks(); }
-  void check_thread(const char* what) const { scheduler_.check_thread(what); }
-  void spawn(detail::TaskRecord* task) { scheduler_.spawn(task); }
-  detail::WakeReason suspend(Micros deadline = -1) { return scheduler_.suspend(deadline); }
-  void yield_now(bool as_io = false) { scheduler_.yield_now(as_io); }
-  void wake(detail::TaskRecord* task, detail::WakeReason reason) { scheduler_.wake(task, reason); }
-  void wake_io(detail::TaskRecord* task, unsigned events) { scheduler_.wake_io(task, events); }
-  bool cancel(detail::TaskRecord* task) { return scheduler_.cancel(task); }
-
   /// A console interrupt (SIGINT): cancels the main task of run() at the loop's next switch,
   /// and run() then raises KeyboardInterrupt. Async-signal-safe, any thread. False if an
   /// interrupt is already pending (the port then ends the program, as a second Ctrl-C does).
   bool interrupt() noexcept;
-  /// True once if interrupt() was called since the last call; run() asks after its run.
-  bool take_interrupt() noexcept;
 
-  void signal_flag(detail::FlagNode* flag) noexcept { scheduler_.signal_flag(flag); }
-  void forget_flag(detail::FlagNode* flag) noexcept { scheduler_.forget_flag(flag); }
-  void add_external_waiter() { scheduler_.add_external_waiter(); }
-  void remove_external_waiter() { scheduler_.remove_external_waiter(); }
-  unsigned wait_pollable(Pollable& device, unsigned events, Micros deadline = -1) {
-    return scheduler_.wait_pollable(device, events, deadline);
-  }
-
-  /// Takes ownership of `call` and starts it as a task at the loop's next switch. Lock-free,
-  /// any thread; the caller allocated `call`, so not from a signal handler.
-  void post(detail::RemoteCall* call) noexcept { remote_calls_.post(call); }
   /// CPython's loop.run_in_executor: runs `fn()` on `executor`'s threads (nullptr: the default
   /// pool) and suspends the calling task until it returns its value or rethrows. Linux only:
   /// defined in asyncio/threads.hpp.
@@ -227,9 +201,16 @@ class Loop {
   }
   /// The loop owning the calling thread (created on first use).
   static Loop& current_thread_loop();
+  /// Makes `loop` the calling thread's loop, closing the one it replaces; RuntimeError if
+  /// that one is running.
   static void set_current_thread_loop(std::shared_ptr<Loop> loop);
 
  private:
+  friend detail::Scheduler& detail::scheduler_of(Loop& loop) noexcept;
+  friend const detail::Scheduler& detail::scheduler_of(const Loop& loop) noexcept;
+  friend detail::RemoteCallQueue& detail::remote_calls_of(Loop& loop) noexcept;
+  friend bool detail::take_interrupt(Loop& loop) noexcept;
+
   /// Runs the interrupt request on the loop thread.
   struct InterruptNode final : detail::FlagNode {
     explicit InterruptNode(Loop& owner) : loop(owner) {}
@@ -245,6 +226,12 @@ class Loop {
   InterruptNode interrupt_node_{*this};
   detail::RemoteCallQueue remote_calls_{*this};
 };
+
+namespace detail {
+inline Scheduler& scheduler_of(Loop& loop) noexcept { return loop.scheduler_; }
+inline const Scheduler& scheduler_of(const Loop& loop) noexcept { return loop.scheduler_; }
+inline RemoteCallQueue& remote_calls_of(Loop& loop) noexcept { return loop.remote_calls_; }
+}  // namespace detail
 
 /// The calling thread's loop (MicroPython's get_event_loop()).
 Loop& get_event_loop();

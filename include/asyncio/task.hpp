@@ -47,6 +47,10 @@ struct TaskImpl final : TaskResult<T> {
 WakeReason await_task(TaskRecord* task, Micros deadline, bool forward_cancel = true);
 /// Rethrows the stored exception of a finished task; RuntimeError if it is not finished.
 void check_result(const TaskRecord* task);
+/// Loop.run_until_complete's loop: runs `loop` until `task` is done; returns normally (the
+/// caller reads the result). RuntimeError if the loop is running, the task is another loop's
+/// or it can never finish.
+void run_until_done(Loop& loop, TaskRecord* task);
 /// asyncio.run()'s loop: runs until `main` is done, routing console interrupts to the loop;
 /// raises KeyboardInterrupt once every task has unwound if one came.
 void run_main(TaskRecord* main);
@@ -55,19 +59,27 @@ void run_main(TaskRecord* main);
 
 /// Options for create_task: a name (default "task-N") and a stack size (0 = port default).
 struct TaskOptions {
+  /// The task's name; empty: "task-N".
   std::string name;
+  /// The fiber's stack in bytes; 0: the port's default.
   std::size_t stack_size = 0;
 };
 
 /// An untyped task handle: what current_task() returns and what every Task<T> is.
 class TaskBase {
  public:
+  /// An empty handle: false in a test, RuntimeError from every other call.
   TaskBase() = default;
+  /// A handle to the library's record of a task, taking a reference (create_task() makes
+  /// them; a program has no records of its own).
   explicit TaskBase(detail::TaskRecord* record) : record_(record) {
     if (record_) detail::add_reference(record_);
   }
+  /// Another handle to the same task.
   TaskBase(const TaskBase& other) : TaskBase(other.record_) {}
+  /// Takes `other`'s task, leaving `other` empty.
   TaskBase(TaskBase&& other) noexcept : record_(std::exchange(other.record_, nullptr)) {}
+  /// Makes this a handle to `other`'s task, releasing the task it named.
   TaskBase& operator=(TaskBase other) noexcept {
     std::swap(record_, other.record_);
     return *this;
@@ -76,7 +88,9 @@ class TaskBase {
     if (record_) detail::drop_reference(record_);
   }
 
+  /// False for an empty handle.
   explicit operator bool() const { return record_ != nullptr; }
+  /// True if both handles name the same task (or both are empty).
   bool operator==(const TaskBase& other) const { return record_ == other.record_; }
 
   /// True once the task has returned, raised or been cancelled.
@@ -87,7 +101,9 @@ class TaskBase {
   bool cancel() const;
   /// True if the task ended by CancelledError.
   bool cancelled() const { return done() && record().cancelled; }
+  /// The task's name (TaskOptions::name, or "task-N").
   const std::string& name() const { return record().name; }
+  /// Renames the task (as seen by all_tasks() and in error reports).
   void set_name(std::string name) const { record().name = std::move(name); }
   /// The exception that ended the task (nullptr if none); RuntimeError if not done.
   std::exception_ptr exception() const;
@@ -97,20 +113,27 @@ class TaskBase {
     detail::check_result(record_);
   }
 
+  /// The library's record of the task, or nullptr; for the library's own functions.
   detail::TaskRecord* record_pointer() const { return record_; }
 
  protected:
+  /// The record; RuntimeError for an empty handle.
   detail::TaskRecord& record() const {
     if (!record_) throw RuntimeError("empty task handle");
     return *record_;
   }
+  /// The task named, holding one reference; nullptr when empty.
   detail::TaskRecord* record_ = nullptr;
 };
 
+/// A handle to a task whose function returns T: what create_task() returns, awaited with
+/// asyncio::await(). Copies name the same task. Loop thread only.
 template <class T>
 class Task : public TaskBase {
  public:
+  /// An empty handle.
   Task() = default;
+  /// A handle to a record create_task() made.
   explicit Task(detail::TaskResult<T>* record) : TaskBase(record) {}
 
   /// The value of a finished task, or its exception rethrown; RuntimeError if not done.
@@ -133,7 +156,7 @@ auto create_task(const TaskOptions& options, F&& function, Args&&... args) {
   record->name = options.name;
   record->stack.size = options.stack_size;
   Task<Result> handle(record);
-  get_event_loop().spawn(record);
+  detail::scheduler_of(get_event_loop()).spawn(record);
   return handle;
 }
 
@@ -170,7 +193,8 @@ auto run(F&& function, Args&&... args) {
 template <class T>
 T run_until_complete(const Task<T>& task) {
   if (!task) throw RuntimeError("run_until_complete: empty task handle");
-  task.record_pointer()->scheduler->loop().run_until_task_done(task.record_pointer());
+  detail::TaskRecord* record = task.record_pointer();
+  detail::run_until_done(record->scheduler->loop(), record);
   return task.result();
 }
 

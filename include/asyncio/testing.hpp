@@ -97,7 +97,9 @@ class Device final : public Pollable {
   unsigned poll(unsigned events) override { return ready_ & events; }
   /// Marks `events` (POLL_RD, POLL_WR, ...) ready; the loop sees it at its next poll.
   void set(unsigned events) { ready_ |= events; }
+  /// Marks `events` (default: all) not ready.
   void clear(unsigned events = ~0u) { ready_ &= ~events; }
+  /// The events now marked ready.
   unsigned ready() const { return ready_; }
   /// set(events) at virtual time `time`.
   template <class Rep, class Period>

@@ -1,7 +1,7 @@
 // timeout() scopes (CPython 3.11's asyncio.timeout): a deadline for a block of code run in the
 // current task, without a new task (unlike wait_for).
 //
-// The deadline lives in the task's record; Loop::suspend() sleeps no later than it and, when it
+// The deadline lives in the task's record; the scheduler's suspend() sleeps no later than it and, when it
 // passes, raises detail::DeadlineExpired (a CancelledError) at the suspension point, so the body
 // unwinds exactly as for cancel(). The scope that armed the deadline turns it into TimeoutError.
 // Code that catches CancelledError inside the body must rethrow it with `throw;` (not a new

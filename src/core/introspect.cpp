@@ -29,7 +29,7 @@ std::string address(const void* object) {
 }
 
 std::string state_of(const Loop& loop, const TaskRecord* task) {
-  if (task == loop.current()) return "running";
+  if (task == detail::scheduler_of(loop).current()) return "running";
   return task->state == TaskState::kSuspended ? "waiting" : "ready";
 }
 
@@ -68,10 +68,12 @@ std::string milliseconds(Micros us) {
 }  // namespace
 
 std::vector<TaskInfo> all_tasks(Loop& loop) {
-  loop.check_thread("all_tasks");
+  detail::Scheduler& scheduler = detail::scheduler_of(loop);
+  scheduler.check_thread("all_tasks");
   std::vector<TaskInfo> tasks;
-  const Micros now = loop.is_running() ? loop.refresh_time() : loop.time();
-  for (auto* node = loop.live_tasks().front(); node; node = loop.live_tasks().next(node)) {
+  const Micros now = loop.is_running() ? scheduler.refresh_time() : loop.time();
+  const detail::List& live = scheduler.live_tasks();
+  for (auto* node = live.front(); node; node = live.next(node)) {
     const TaskRecord* task = static_cast<const detail::LiveLink*>(node)->task;
     TaskInfo info;
     info.name = task->name;

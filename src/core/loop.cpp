@@ -55,13 +55,14 @@ void Loop::run_forever() {
   scheduler_.run(nullptr);
 }
 
-void Loop::run_until_task_done(detail::TaskRecord* task) {
-  if (is_running()) throw RuntimeError("run_until_complete: the loop is already running");
-  if (task->state == detail::TaskState::kDone) return;
-  if (task->scheduler != &scheduler_) {
+void detail::run_until_done(Loop& loop, TaskRecord* task) {
+  if (loop.is_running()) throw RuntimeError("run_until_complete: the loop is already running");
+  if (task->state == TaskState::kDone) return;
+  Scheduler& scheduler = scheduler_of(loop);
+  if (task->scheduler != &scheduler) {
     throw RuntimeError("run_until_complete: task belongs to another loop");
   }
-  if (!scheduler_.run(task)) {
+  if (!scheduler.run(task)) {
     throw RuntimeError(
         "run: task '" + task->name +
         "' can never finish: every remaining task waits on an Event, Lock or task that no "
@@ -119,9 +120,9 @@ void Loop::set_busy_poll(Micros us, BusyPoll mode) {
 
 void Loop::set_stall_threshold(Micros us) {
   if (us < 0) throw ValueError("set_stall_threshold: the threshold must be >= 0 (0: off)");
-  check_thread("set_stall_threshold");
+  scheduler_.check_thread("set_stall_threshold");
   // A port without its own detector gets the core's, which reports when the task suspends.
-  const bool port_watches = backend().set_stall_threshold(us);
+  const bool port_watches = scheduler_.backend().set_stall_threshold(us);
   scheduler_.set_stall_threshold(port_watches ? 0 : us);
 }
 
@@ -153,22 +154,23 @@ void Loop::default_exception_handler(Loop& /*loop*/, const ExceptionContext& con
 bool Loop::interrupt() noexcept {
   const detail::ExternalAccess access;  // from a signal handler on any thread
   if (interrupt_requested_.exchange(true)) return false;
-  signal_flag(&interrupt_node_);
+  scheduler_.signal_flag(&interrupt_node_);
   return true;
 }
 
-bool Loop::take_interrupt() noexcept {
-  forget_flag(&interrupt_node_);  // one that came after the run must not cancel the next one
-  const bool was = interrupted_;
-  interrupted_ = false;
-  interrupt_requested_.store(false);
+bool detail::take_interrupt(Loop& loop) noexcept {
+  // One that came after the run must not cancel the next one.
+  loop.scheduler_.forget_flag(&loop.interrupt_node_);
+  const bool was = loop.interrupted_;
+  loop.interrupted_ = false;
+  loop.interrupt_requested_.store(false);
   return was;
 }
 
 void Loop::InterruptNode::on_signalled() {
   loop.interrupted_ = true;
   if (detail::TaskRecord* main = loop.scheduler_.main_task()) {
-    loop.cancel(main);
+    loop.scheduler_.cancel(main);
   } else {
     loop.stop();
   }

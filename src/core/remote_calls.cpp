@@ -1,5 +1,5 @@
-// Calls posted to a loop from other threads (call_soon_threadsafe): a lock-free stack that the
-// loop drains at a switch, as it drains ThreadSafeFlags (docs/semantics.md#threadsafeflag).
+// The remote-call inbox of a loop (call_soon_threadsafe): a lock-free stack that the loop
+// drains at a switch, as it drains ThreadSafeFlags (docs/semantics.md#threadsafeflag).
 #include <exception>
 
 #include "asyncio/loop.hpp"
@@ -28,7 +28,7 @@ void RemoteCallQueue::post(RemoteCall* call) noexcept {
     call->next = head;
   } while (!calls.compare_exchange_weak(head, call, std::memory_order_release,
                                         std::memory_order_relaxed));
-  loop.signal_flag(this);
+  scheduler_of(loop).signal_flag(this);
 }
 
 void RemoteCallQueue::on_signalled() {
@@ -70,7 +70,7 @@ void RemoteCallQueue::on_signalled() {
 
 void RemoteCallQueue::call_finished() noexcept {
   --running;
-  if (waiting) loop.signal_flag(this);
+  if (waiting) scheduler_of(loop).signal_flag(this);
 }
 
 }  // namespace asyncio::detail

@@ -71,7 +71,7 @@ class StreamState {
   /// yield to the poller first: a reader whose data is always there cannot starve the loop,
   /// and a cancellation there loses nothing (docs/semantics.md#streams). The task resumes as
   /// an I/O-woken one, so in fast-I/O mode it goes before the other pending tasks.
-  static void scheduling_point() { get_event_loop().yield_now(true); }
+  static void scheduling_point() { detail::scheduler_of(get_event_loop()).yield_now(true); }
   /// Reads more from the device into the buffer, waiting if it has nothing: false at the end
   /// of the stream. Buffered bytes are kept, so a cancelled wait loses nothing. Another task
   /// reading the same stream may fill (or drain) the buffer while this one waits: that counts
@@ -162,7 +162,7 @@ class StreamState {
       // MicroPython's drain() always yields. The seed's drain() waited on the poller for a
       // writable stream, so in fast-I/O mode it resumed as an I/O task; so does this one:
       // a reply already written does not put its task behind every pending task.
-      get_event_loop().yield_now(true);
+      detail::scheduler_of(get_event_loop()).yield_now(true);
       return;
     }
     while (queued_offset_ < queued_.size()) {

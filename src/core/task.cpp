@@ -85,14 +85,14 @@ void run_main(TaskRecord* main) {
   Loop& loop = main->scheduler->loop();
   port::route_interrupts(loop, true);
   try {
-    loop.run_until_task_done(main);
+    run_until_done(loop, main);
   } catch (...) {
     port::route_interrupts(loop, false);
-    loop.take_interrupt();
+    take_interrupt(loop);
     throw;
   }
   port::route_interrupts(loop, false);
-  if (loop.take_interrupt()) {
+  if (take_interrupt(loop)) {
     // As CPython's asyncio.run: the main task was cancelled; the others go too, so that no
     // task is left half-run, then the interrupt reaches the caller
     // (docs/semantics.md#exceptions).
@@ -118,7 +118,7 @@ bool TaskBase::cancel() const {
 }
 
 TaskBase current_task() {
-  detail::TaskRecord* task = get_event_loop().current();
+  detail::TaskRecord* task = detail::scheduler_of(get_event_loop()).current();
   if (!task) throw RuntimeError("no running event loop");
   return TaskBase(task);
 }

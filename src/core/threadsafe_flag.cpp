@@ -1,4 +1,4 @@
-// ThreadSafeFlag (docs/semantics.md#threadsafeflag). set() is async-signal-safe: atomics and Loop::signal_flag only.
+// ThreadSafeFlag (docs/semantics.md#threadsafeflag). set() is async-signal-safe: atomics and Scheduler::signal_flag only.
 #include "asyncio/threadsafe_flag.hpp"
 
 #include "asyncio/detail/wait_queue.hpp"
@@ -21,7 +21,7 @@ ThreadSafeFlag::~ThreadSafeFlag() {
   // A set() the loop has not seen yet (it stopped running, say) leaves the flag on the loop's
   // signalled stack: take it off, or the loop would later touch a dead object.
   if (queued.load()) {
-    if (Loop* loop = loop_.load()) loop->forget_flag(this);
+    if (Loop* loop = loop_.load()) detail::scheduler_of(*loop).forget_flag(this);
   }
 }
 
@@ -33,13 +33,14 @@ void ThreadSafeFlag::set() noexcept {
   // Store the flag before reading the loop: wait() stores the loop before reading the flag,
   // so with sequentially consistent order one of the two always sees the other.
   set_.store(true);
-  if (Loop* loop = loop_.load()) loop->signal_flag(this);
+  if (Loop* loop = loop_.load()) detail::scheduler_of(*loop).signal_flag(this);
   setters_.fetch_sub(1);
 }
 
 void ThreadSafeFlag::wait() {
   Loop& loop = get_event_loop();
-  detail::TaskRecord* me = loop.current();
+  detail::Scheduler& scheduler = detail::scheduler_of(loop);
+  detail::TaskRecord* me = scheduler.current();
   if (!me) throw RuntimeError("ThreadSafeFlag.wait: called outside a task");
   if (waiter_) {
     throw RuntimeError("ThreadSafeFlag.wait: task '" + waiter_->name +
@@ -54,14 +55,14 @@ void ThreadSafeFlag::wait() {
   waiter_ = me;
   waiter_gone_ = &gone;
   detail::note_wait(me, "ThreadSafeFlag.wait", this);
-  loop.add_external_waiter();
+  scheduler.add_external_waiter();
   try {
-    loop.suspend();
+    scheduler.suspend();
   } catch (...) {
     if (gone) throw;  // nothing left to keep a set for
     if (waiter_ == me) {
       waiter_ = nullptr;
-      loop.remove_external_waiter();
+      scheduler.remove_external_waiter();
     } else {
       // on_signalled() consumed a set for us, then we were cancelled before running: keep the
       // set for the next waiter, so that it is never lost (docs/semantics.md#threadsafeflag).

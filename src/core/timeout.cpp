@@ -1,5 +1,5 @@
 // timeout() scopes: arming and restoring the task's deadline (the expiry is raised by
-// Loop::suspend() and Loop::yield_now()).
+// Scheduler::suspend() and Scheduler::yield_now()).
 #include "asyncio/timeout.hpp"
 
 #include <string>

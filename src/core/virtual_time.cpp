@@ -63,7 +63,7 @@ void VirtualBackend::advance(Micros us) {
 }
 
 void VirtualBackend::at(Micros at, std::function<void()> event) {
-  loop_.check_thread("asyncio::testing::at");
+  scheduler_of(loop_).check_thread("asyncio::testing::at");
   if (!event) throw ValueError("at: the event is an empty function");
   events_.emplace(at, std::move(event));
   waiters_ = static_cast<int>(events_.size());
@@ -85,25 +85,26 @@ void VirtualBackend::run_due_events() {
 
 bool VirtualBackend::wake_idle_waiter() {
   if (!idle_waiter_) return false;
-  loop_.wake(std::exchange(idle_waiter_, nullptr), WakeReason::kEvent);
+  scheduler_of(loop_).wake(std::exchange(idle_waiter_, nullptr), WakeReason::kEvent);
   return true;
 }
 
 void VirtualBackend::wait_idle() {
-  TaskRecord* me = loop_.current();
+  Scheduler& scheduler = scheduler_of(loop_);
+  TaskRecord* me = scheduler.current();
   if (!me) throw RuntimeError("wait_idle: called outside a task");
   if (idle_waiter_) throw RuntimeError("wait_idle: another task is already waiting for idleness");
   idle_waiter_ = me;
   // Counted as waiting on something outside the loop: the loop must not call this a deadlock.
-  loop_.add_external_waiter();
+  scheduler.add_external_waiter();
   try {
-    loop_.suspend();
+    scheduler.suspend();
   } catch (...) {
     if (idle_waiter_ == me) idle_waiter_ = nullptr;
-    loop_.remove_external_waiter();
+    scheduler.remove_external_waiter();
     throw;
   }
-  loop_.remove_external_waiter();
+  scheduler.remove_external_waiter();
 }
 
 }  // namespace detail
@@ -111,13 +112,14 @@ void VirtualBackend::wait_idle() {
 namespace testing::detail {
 
 asyncio::detail::VirtualBackend& backend(const char* what) {
-  Loop& loop = get_event_loop();
-  if (!loop.backend().virtual_clock()) {
+  asyncio::detail::IoBackend& loop_backend =
+      asyncio::detail::scheduler_of(get_event_loop()).backend();
+  if (!loop_backend.virtual_clock()) {
     throw RuntimeError(std::string("asyncio::testing::") + what +
                        ": the loop does not run on virtual time (use asyncio::testing::run, or "
                        "a loop made with Loop::Options{\"virtual\"})");
   }
-  return static_cast<asyncio::detail::VirtualBackend&>(loop.backend());
+  return static_cast<asyncio::detail::VirtualBackend&>(loop_backend);
 }
 
 void restore_thread_loop() noexcept {
@@ -134,7 +136,9 @@ void restore_thread_loop() noexcept {
 
 namespace testing {
 
-bool active() { return get_event_loop().backend().virtual_clock() != nullptr; }
+bool active() {
+  return asyncio::detail::scheduler_of(get_event_loop()).backend().virtual_clock() != nullptr;
+}
 
 void wait_idle() { detail::backend("wait_idle").wait_idle(); }
 

@@ -55,7 +55,7 @@ detail::StreamIo* native_io() {
   Loop* loop = Loop::running();
   if (!loop) return nullptr;
   // Only the Linux backends offer descriptor waits in this port; a virtual-time loop has none.
-  detail::DescriptorWaits* waits = loop->backend().descriptor_waits();
+  detail::DescriptorWaits* waits = detail::scheduler_of(*loop).backend().descriptor_waits();
   return waits ? static_cast<detail::LinuxBackend*>(waits)->stream_io() : nullptr;
 }
 
@@ -169,7 +169,9 @@ void FdDevice::wait(unsigned events) {
   if (fd_ < 0) throw fd_error(EBADF, "wait", fd_);
   detail::StreamIo* io = socket_ ? native_io() : nullptr;
   if (!io) return (void)wait_io(fd_, events);
-  if (!Loop::running()->current()) throw RuntimeError("wait: called outside a task");
+  if (!detail::scheduler_of(*Loop::running()).current()) {
+    throw RuntimeError("wait: called outside a task");
+  }
   if (events != POLL_RD && events != POLL_WR) {
     throw ValueError("wait: events must be POLL_RD or POLL_WR");
   }

@@ -1,6 +1,6 @@
 // Fibers on Boost.Context's fcontext (on x86-64 our own copy of its jump, see
-// asyncio/linux/fiber_switch.hpp): make_fiber of the port contract; switch_fiber is inline in
-// asyncio/linux/fiber_switch.hpp.
+// asyncio/detail/linux/fiber_switch.hpp): make_fiber of the port contract; switch_fiber is
+// inline there.
 #include <cxxabi.h>
 
 #include <cstdint>

@@ -72,7 +72,7 @@ void LinuxBackend::abort(int fd, int error) {
     if (!task) continue;
     cancel_wait(fd, direction, task);
     task->io_error = error;
-    loop_.wake_io(task, kPollError);
+    scheduler_of(loop_).wake_io(task, kPollError);
   }
 }
 
@@ -85,7 +85,7 @@ void LinuxBackend::deliver(int fd, unsigned directions, unsigned ready, int erro
     *slot = nullptr;
     --waiters_;
     task->io_error = error;
-    loop_.wake_io(task, ready);
+    scheduler_of(loop_).wake_io(task, ready);
   }
 }
 
@@ -172,21 +172,21 @@ std::unique_ptr<IoBackend> make_backend(Loop& loop, const char* requested) {
 }  // namespace detail
 
 unsigned wait_io(int fd, unsigned events) {
-  Loop& loop = get_event_loop();
-  detail::TaskRecord* me = loop.current();
+  detail::Scheduler& scheduler = detail::scheduler_of(get_event_loop());
+  detail::TaskRecord* me = scheduler.current();
   if (!me) throw RuntimeError("wait_io: called outside a task");
   if (fd < 0) throw OSError(EBADF, "wait_io: bad file descriptor " + std::to_string(fd));
   if (events != POLL_RD && events != POLL_WR) {
     throw ValueError("wait_io: events must be POLL_RD or POLL_WR");
   }
-  detail::DescriptorWaits* waits = loop.backend().descriptor_waits();
+  detail::DescriptorWaits* waits = scheduler.backend().descriptor_waits();
   if (!waits) throw RuntimeError("wait_io: the loop's backend cannot wait on descriptors");
   detail::DescriptorWaits& backend = *waits;
   backend.start_wait(fd, events, me);
   me->io_error = 0;
   detail::note_wait(me, "wait_io", nullptr, fd, events);
   try {
-    loop.suspend();
+    scheduler.suspend();
   } catch (...) {
     backend.cancel_wait(fd, events, me);
     throw;
@@ -198,7 +198,8 @@ unsigned wait_io(int fd, unsigned events) {
 void abort_io(int fd, int error) {
   Loop* loop = Loop::running();
   if (!loop) return;  // no loop runs on this thread, so no task of it can wait
-  if (detail::DescriptorWaits* waits = loop->backend().descriptor_waits()) waits->abort(fd, error);
+  detail::IoBackend& backend = detail::scheduler_of(*loop).backend();
+  if (detail::DescriptorWaits* waits = backend.descriptor_waits()) waits->abort(fd, error);
 }
 
 }  // namespace asyncio

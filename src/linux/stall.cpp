@@ -114,8 +114,8 @@ LoopMonitor::~LoopMonitor() {
   unregister_monitor(slot_);
   // Normally the loop unmarked its signalled flags already; a request that raced with its
   // end must not leave our nodes on its stack.
-  if (dump_node_.queued.load()) loop_.forget_flag(&dump_node_);
-  if (stall_node_.queued.load()) loop_.forget_flag(&stall_node_);
+  if (dump_node_.queued.load()) scheduler_of(loop_).forget_flag(&dump_node_);
+  if (stall_node_.queued.load()) scheduler_of(loop_).forget_flag(&stall_node_);
 }
 
 void LoopMonitor::stop_timer() noexcept {
@@ -171,7 +171,9 @@ void LoopMonitor::sample() noexcept {
   const LoopStats& stats = loop_.stats();
   // Every pick polls once: a count that moved means the loop got control since the last sample.
   const std::uint64_t activity = stats.io_polls + stats.task_switches;
-  if (!loop_.is_running() || loop_.blocked() || !loop_.current() || activity != last_activity_) {
+  const Scheduler& scheduler = scheduler_of(loop_);
+  if (!loop_.is_running() || scheduler.blocked() || !scheduler.current() ||
+      activity != last_activity_) {
     last_activity_ = activity;
     quiet_since_ = now;
     reported_ = false;
@@ -180,7 +182,7 @@ void LoopMonitor::sample() noexcept {
   if (reported_ || now - quiet_since_ < threshold_us_) return;
   reported_ = true;
   std::size_t used = 0;
-  const char* name = loop_.current()->name.c_str();
+  const char* name = scheduler.current()->name.c_str();
   for (; name[used] && used + 1 < sizeof stalled_name_; ++used) stalled_name_[used] = name[used];
   stalled_name_[used] = '\0';
   stall_started_.store(quiet_since_, std::memory_order_relaxed);
@@ -203,7 +205,8 @@ void LoopMonitor::sample() noexcept {
     append(message, sizeof message, used, "\n");
     write_text(message);
   }
-  loop_.signal_flag(&stall_node_);  // the warning with the full duration, once it yields
+  // The warning with the full duration, once it yields.
+  scheduler_of(loop_).signal_flag(&stall_node_);
 }
 
 void LoopMonitor::StallNode::on_signalled() {
@@ -221,7 +224,9 @@ void LoopMonitor::StallNode::on_signalled() {
 void LoopMonitor::request_dumps() noexcept {
   for (int slot = 0; slot < kSlots; ++slot) {
     readers[slot].fetch_add(1);
-    if (LoopMonitor* monitor = registry[slot].load()) monitor->loop_.signal_flag(&monitor->dump_node_);
+    if (LoopMonitor* monitor = registry[slot].load()) {
+      scheduler_of(monitor->loop_).signal_flag(&monitor->dump_node_);
+    }
     readers[slot].fetch_sub(1);
   }
 }

@@ -256,12 +256,12 @@ class UringBackend final : public LinuxBackend, private StreamIo {
   }
 
   int wait(StreamOp& op) override {
-    TaskRecord* me = loop_.current();
+    TaskRecord* me = scheduler_of(loop_).current();
     op.waiter = me;
     ++waiters_;
     me->io_error = 0;
     try {
-      loop_.suspend();
+      scheduler_of(loop_).suspend();
     } catch (...) {
       stop_waiting(op);
       throw;
@@ -274,7 +274,7 @@ class UringBackend final : public LinuxBackend, private StreamIo {
     if (!task) return;
     stop_waiting(op);
     task->io_error = error;
-    loop_.wake_io(task, kPollError);
+    scheduler_of(loop_).wake_io(task, kPollError);
   }
 
   void collect() override {
@@ -320,7 +320,7 @@ class UringBackend final : public LinuxBackend, private StreamIo {
     if (TaskRecord* task = op.waiter) {
       stop_waiting(op);
       task->io_error = 0;
-      loop_.wake_io(task, receive ? kPollRead : kPollWrite);
+      scheduler_of(loop_).wake_io(task, receive ? kPollRead : kPollWrite);
     }
   }
 

@@ -64,7 +64,7 @@ enum : unsigned { kPollRead = 0x0001, kPollWrite = 0x0004, kPollError = 0x0008, 
 class DescriptorWaits {
  public:
   /// Registers `task` as waiting for `events` (kPollRead or kPollWrite) on `fd`; the backend
-  /// wakes it with Loop::wake_io. Throws OSError (bad descriptor…) or RuntimeError (that
+  /// wakes it with Scheduler::wake_io. Throws OSError (bad descriptor…) or RuntimeError (that
   /// direction already has a waiter).
   virtual void start_wait(int fd, unsigned events, TaskRecord* task) = 0;
   /// Withdraws a wait that was not delivered (the task was cancelled or timed out).
@@ -89,7 +89,7 @@ class IoBackend {
   virtual const char* name() const = 0;
 
   /// Called at every task switch (docs/semantics.md#fast-io). Must be cheap when nothing is ready: no system
-  /// call in the common case. Wakes every task whose I/O is ready through Loop::wake_io.
+  /// call in the common case. Wakes every task whose I/O is ready through Scheduler::wake_io.
   virtual void poll_if_ready() = 0;
 
   /// Blocks until `deadline` (absolute, port clock; -1 = no deadline), an I/O event or wake().
@@ -169,8 +169,8 @@ void make_fiber(Fiber* fiber);
 
 /// Saves the running context into `from` and resumes `to`. Returns when something switches
 /// back to `from`. `from_finished` says `from` will never be resumed (its stack may be reused).
-/// The Linux port defines it inline (asyncio/linux/fiber_switch.hpp, included at the end of
-/// this file): the scheduler's switch path then needs no LTO to reach the register switch.
+/// The Linux port defines it inline (asyncio/detail/linux/fiber_switch.hpp, included at the end
+/// of this file): the scheduler's switch path then needs no LTO to reach the register switch.
 #if !defined(__linux__)
 void switch_fiber(Fiber* from, Fiber* to, bool from_finished) noexcept;
 #endif
@@ -200,5 +200,5 @@ bool low_power_supported() noexcept;
 }  // namespace asyncio
 
 #if defined(__linux__)
-#include "asyncio/linux/fiber_switch.hpp"
+#include "asyncio/detail/linux/fiber_switch.hpp"
 #endif

@@ -35,6 +35,7 @@ class FdDevice final : public StreamDevice {
 
   /// The descriptor, or -1 once closed.
   int fd() const noexcept { return fd_; }
+  /// True if the descriptor is a socket (on io_uring, its I/O then goes through the ring).
   bool is_socket() const noexcept { return socket_; }
 
  private:
@@ -63,15 +64,18 @@ void abort_io(int fd, int error);
 /// last one, or resolve()'s error.
 std::pair<Stream, Stream> open_connection(const std::string& host, std::uint16_t port);
 
+/// One address resolve() found.
+struct ResolvedAddress {
+  /// AF_INET or AF_INET6.
+  int family;
+  /// A sockaddr_in or sockaddr_in6, as connect() and bind() take it.
+  std::vector<std::byte> address;
+};
 /// Resolves host:port for a stream socket without blocking the loop; numeric addresses are
 /// parsed in place, names on one of a few resolver threads shared by the process (lookups
-/// beyond that queue: thousands of them never start thousands of threads). A failure is OSError with gai_strerror's text
-/// and an errno to test: ENOENT (no such name), EAGAIN (try again later), EINVAL (anything
-/// else), or the system's errno.
-struct ResolvedAddress {
-  int family;
-  std::vector<std::byte> address;  // a sockaddr_in or sockaddr_in6
-};
+/// beyond that queue: thousands of them never start thousands of threads). A failure is
+/// OSError with gai_strerror's text and an errno to test: ENOENT (no such name), EAGAIN (try
+/// again later), EINVAL (anything else), or the system's errno.
 std::vector<ResolvedAddress> resolve(const std::string& host, std::uint16_t port,
                                      bool passive = false);
 

@@ -38,6 +38,7 @@ class ThreadPoolExecutor {
   /// Refuses new jobs. The queued ones still run; with `wait`, this returns once they have
   /// and the threads are joined.
   void shutdown(bool wait = true);
+  /// The most threads the pool runs at once.
   std::size_t max_workers() const { return max_workers_; }
   /// CPython's default: min(32, CPUs + 4).
   static std::size_t default_max_workers();
@@ -83,7 +84,7 @@ template <class F>
 auto run_blocking(ThreadPoolExecutor& executor, F fn) -> std::invoke_result_t<F&> {
   using R = std::invoke_result_t<F&>;
   Loop& loop = get_event_loop();
-  if (!loop.current()) throw RuntimeError("to_thread: called outside a task");
+  if (!scheduler_of(loop).current()) throw RuntimeError("to_thread: called outside a task");
   auto call = std::make_shared<ThreadCall<R>>();
   ThreadSafeFlag done;
   call->done = &done;
@@ -129,7 +130,7 @@ void call_soon_threadsafe(Loop& loop, F&& fn) {
     }
     std::decay_t<F> fn;
   };
-  loop.post(new Call(std::forward<F>(fn)));
+  detail::remote_calls_of(loop).post(new Call(std::forward<F>(fn)));
 }
 
 /// CPython's asyncio.to_thread: runs `fn(args...)` on the default pool and suspends the
@@ -146,7 +147,7 @@ auto to_thread(F&& fn, Args&&... args) {
 
 template <class F>
 auto Loop::run_in_executor(ThreadPoolExecutor* executor, F fn) {
-  check_thread("run_in_executor");
+  scheduler_.check_thread("run_in_executor");
   return detail::run_blocking(executor ? *executor : default_executor(), std::move(fn));
 }
 
