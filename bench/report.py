@@ -459,8 +459,9 @@ Builds go to `/tmp/asyncio-compare/` and are reused by the next run.
         return out + ["No data yet."]
     first = records[0]
     mode = "**quick mode** (indicative only)" if first.get("quick") else "full mode"
+    rounds = f"{first['rounds']} round{'s' if first['rounds'] != 1 else ''}"
     out.append(f"`{first['old_commit']}` (old) against `{first['new_commit']}` (new): "
-               f"{first.get('date', '?')}, {mode}, {first['rounds']} rounds, load average "
+               f"{first.get('date', '?')}, {mode}, {rounds}, load average "
                f"{first.get('load_before', '?')} before and {first.get('load_after', '?')} "
                f"after, {first.get('cpus', '?')} CPUs, {first.get('build', '?')} builds.")
     verdicts = {}
@@ -468,10 +469,17 @@ Builds go to `/tmp/asyncio-compare/` and are reused by the next run.
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
     out.append("Figures: " + ", ".join(f"{count} {verdict}"
                                        for verdict, count in sorted(verdicts.items())) + ".")
-    rows = [[r["bench"], f"`{r['figure']}`", number(r["old"]), number(r["new"]),
+    def spread(r, side):
+        low, high = r.get(f"{side}_range") or (None, None)
+        if low is None or low == high:
+            return number(r[side])
+        return f"{number(r[side])} ({number(low)}–{number(high)})"
+
+    rows = [[r["bench"], f"`{r['figure']}`", spread(r, "old"), spread(r, "new"),
              f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "—",
              "**WORSE**" if r["verdict"] == "WORSE" else r["verdict"]] for r in records]
-    out.append(table(["bench", "figure", "old", "new", "new/old", "difference"], rows))
+    out.append(table(["bench", "figure", "old: median (range)", "new: median (range)",
+                      "new/old", "difference"], rows))
     return out
 
 
