@@ -447,7 +447,8 @@ def section_compare():
 What it compares: an older commit against the current tree, built alike (release, LTO) and
 run in the same session, taking turns: old, new, old, new... for each benchmark, so that noise
 from a shared machine hits both. Each figure is the median over the rounds; "noise" means that
-the old and the new rounds' ranges overlap, "better" or "WORSE" that they do not. `bench/power`
+the old and the new rounds' ranges overlap or that the medians are within the tolerance (2%
+unless the run line below says otherwise), "better" or "WORSE" that neither holds. `bench/power`
 runs one round per invocation, `bench/switch` three repeats, `bench/echo` three rounds; the
 demos' figures include each run's CPU time (`process_cpu_ms`, from `wait4`). Command:
 `bench/compare --old f20b98a` (a table; `--json` for lines, `--quick` for a short run, about
@@ -463,7 +464,8 @@ Builds go to `/tmp/asyncio-compare/` and are reused by the next run.
     out.append(f"`{first['old_commit']}` (old) against `{first['new_commit']}` (new): "
                f"{first.get('date', '?')}, {mode}, {rounds}, load average "
                f"{first.get('load_before', '?')} before and {first.get('load_after', '?')} "
-               f"after, {first.get('cpus', '?')} CPUs, {first.get('build', '?')} builds.")
+               f"after, {first.get('cpus', '?')} CPUs, {first.get('build', '?')} builds, "
+               f"tolerance {first.get('tolerance', 0):.0%}.")
     verdicts = {}
     for r in records:
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
