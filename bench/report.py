@@ -471,11 +471,14 @@ Builds go to `/tmp/asyncio-compare/` and are reused by the next run.
         verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
     out.append("Figures: " + ", ".join(f"{count} {verdict}"
                                        for verdict, count in sorted(verdicts.items())) + ".")
+    def short(value):
+        return f"{value / 1e6:.3g} M" if abs(value) >= 1e6 else number(value)
+
     def spread(r, side):
         low, high = r.get(f"{side}_range") or (None, None)
         if low is None or low == high:
-            return number(r[side])
-        return f"{number(r[side])} ({number(low)}–{number(high)})"
+            return short(r[side])
+        return f"{short(r[side])} ({short(low)}–{short(high)})"
 
     rows = [[r["bench"], f"`{r['figure']}`", spread(r, "old"), spread(r, "new"),
              f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "—",
