@@ -6,6 +6,8 @@
                                         into docs/data/, then render
   bench/report.py --run build --quick   the same, each benchmark in its quick mode
   bench/report.py --run build --only switch,wake   run some again, keep the others' data
+  bench/report.py --compare             run bench/compare (f20b98a against the work tree)
+                                        into docs/data/compare.jsonl, then render
 
 Needs Debian's python3-matplotlib (apt-get install python3-matplotlib); the shebang names
 /usr/bin/python3 so that a python3 from elsewhere on PATH does not hide it.
@@ -87,6 +89,19 @@ def run_benchmarks(build, quick, only, niceness):
     for name in selected:
         runs[name] = info
     RUN_INFO.write_text(json.dumps({"runs": runs}, indent=1, sort_keys=True) + "\n")
+
+
+def run_compare(old, quick, niceness):
+    """bench/compare --json into docs/data/compare.jsonl, replaced only when the run succeeds."""
+    command = [str(ROOT / "bench" / "compare"), "--json", "--nice", str(niceness)]
+    if old:
+        command += ["--old", old]
+    if quick:
+        command.append("--quick")
+    print("running", " ".join(command[1:]), file=sys.stderr)
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / "compare.jsonl").write_text(output)
 
 
 def build_options(build):
@@ -427,6 +442,52 @@ p99 at most 1.5 ms; zero allocations per write.
     return out
 
 
+def section_compare():
+    out = ["## Old vs new", """
+What it compares: an older commit against the current tree, built alike (release, LTO) and
+run in the same session, taking turns: old, new, old, new... for each benchmark, so that noise
+from a shared machine hits both. Each figure is the median over the rounds; "noise" means that
+the old and the new rounds' ranges overlap or that the medians are within the tolerance (2%
+unless the run line below says otherwise), "better" or "WORSE" that neither holds. `bench/power`
+runs one round per invocation, `bench/switch` three repeats, `bench/echo` three rounds; the
+demos' figures include each run's CPU time (`process_cpu_ms`, from `wait4`). Command:
+`bench/compare --old f20b98a` (a table; `--json` for lines, `--quick` for a short run, about
+15–20 minutes in full on two cores), or `bench/report.py --compare` to refresh this section.
+Builds go to `/tmp/asyncio-compare/` and are reused by the next run.
+"""]
+    records = load("compare")
+    if not records:
+        return out + ["No data yet."]
+    first = records[0]
+    mode = "**quick mode** (indicative only)" if first.get("quick") else "full mode"
+    rounds = f"{first['rounds']} round{'s' if first['rounds'] != 1 else ''}"
+    out.append(f"`{first['old_commit']}` (old) against `{first['new_commit']}` (new): "
+               f"{first.get('date', '?')}, {mode}, {rounds}, load average "
+               f"{first.get('load_before', '?')} before and {first.get('load_after', '?')} "
+               f"after, {first.get('cpus', '?')} CPUs, {first.get('build', '?')} builds, "
+               f"tolerance {first.get('tolerance', 0):.0%}.")
+    verdicts = {}
+    for r in records:
+        verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
+    out.append("Figures: " + ", ".join(f"{count} {verdict}"
+                                       for verdict, count in sorted(verdicts.items())) + ".")
+    def short(value):
+        return f"{value / 1e6:.3g} M" if abs(value) >= 1e6 else number(value)
+
+    def spread(r, side):
+        low, high = r.get(f"{side}_range") or (None, None)
+        if low is None or low == high:
+            return short(r[side])
+        return f"{short(r[side])} ({short(low)}–{short(high)})"
+
+    rows = [[r["bench"], f"`{r['figure']}`", spread(r, "old"), spread(r, "new"),
+             f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "—",
+             "**WORSE**" if r["verdict"] == "WORSE" else r["verdict"]] for r in records]
+    out.append(table(["bench", "figure", "old: median (range)", "new: median (range)",
+                      "new/old", "difference"], rows))
+    return out
+
+
 # ---- The document -----------------------------------------------------------------------
 
 
@@ -467,6 +528,7 @@ meson setup build && ninja -C build    # release with LTO; bench/ needs Boost.Fi
 apt-get install python3-matplotlib     # Debian's, once; the script runs /usr/bin/python3
 bench/report.py --run build      # run everything with --json into docs/data/, then render
 bench/report.py                  # re-render from docs/data/ only
+bench/report.py --compare        # an old commit against this tree: see "Old vs new"
 ```
 
 `--quick` runs each benchmark in its short mode, `--only power,echo` reruns some and keeps
@@ -483,7 +545,7 @@ modelled current of `blink_power`, flash and RAM sizes) are asserted by the hw t
 def render():
     parts = [HEADER, *provenance(), ""]
     for section in (section_demos, section_switch, section_timers, section_wake, section_memory,
-                    section_power, section_echo):
+                    section_power, section_echo, section_compare):
         # A blank line between parts: an image right under a table would join the table.
         parts += [part.strip("\n") + "\n" for part in section()]
     (DOCS / "benchmarks.md").write_text("\n".join(parts).rstrip("\n") + "\n")
@@ -497,10 +559,16 @@ def main():
     parser.add_argument("--quick", action="store_true", help="with --run: each in its quick mode")
     parser.add_argument("--only", metavar="NAMES", help="with --run: comma-separated benchmarks")
     parser.add_argument("--nice", type=int, default=0, help="with --run: nice -n for each run")
+    parser.add_argument("--compare", nargs="?", const="", metavar="OLD_COMMIT",
+                        help="run bench/compare (OLD_COMMIT against the work tree; default "
+                             "its own) into docs/data/compare.jsonl first; --quick and "
+                             "--nice apply")
     args = parser.parse_args()
     if args.run:
         only = args.only.split(",") if args.only else None
         run_benchmarks(args.run, args.quick, only, args.nice)
+    if args.compare is not None:
+        run_compare(args.compare, args.quick, args.nice)
     render()
 
 
