@@ -2,6 +2,7 @@
 // resolution that does not block the loop, and errors a user can act on — refused
 // connection, peer reset, broken pipe (never SIGPIPE), bad descriptor, address in use — each
 // leaving the loop and the other tasks running, with no descriptor leaked.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -10,6 +11,9 @@
 
 namespace asyncio::detail {
 extern std::atomic<int> resolver_test_delay_ms;  // src/linux/net.cpp: slows lookups for tests
+#ifdef ASYNCIO_TEST_IO_URING
+extern std::atomic<bool> uring_test_no_multishot_accept;  // src/linux/uring_backend.cpp
+#endif
 }
 
 namespace {
@@ -37,6 +41,19 @@ std::uint16_t free_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
   close(fd);
   return ntohs(address.sin_port);
+}
+
+/// A blocking client socket connected to 127.0.0.1:port (loopback completes the handshake in
+/// the kernel at once, whether or not the server has accepted yet).
+int connect_blocking(std::uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  return fd;
 }
 
 bool ipv6_loopback_available() {
@@ -322,6 +339,80 @@ TEST_CASE("Server::close stops accepting; connections already open go on") {
   CHECK(reply == "still open\n");
   CHECK(error == ECONNREFUSED);
 }
+
+TEST_CASE("a burst of connections beyond any accept queue: every one served, close-on-exec") {
+  test::fresh_loop();
+  constexpr int kBurst = 300;  // more than the io_uring backend queues before it stops accepting
+  const int before = test::open_descriptors();
+  int served = 0;
+  int inheritable = 0;
+  std::uint64_t connections = 0;
+  asyncio::run([&] {
+    asyncio::Server server = asyncio::start_server(
+        [&](asyncio::Stream reader, asyncio::Stream) {
+          const int fd = dynamic_cast<asyncio::FdDevice&>(reader.device()).fd();
+          if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC)) ++inheritable;
+          ++served;
+        },
+        "127.0.0.1", 0);
+    std::vector<int> clients;
+    // Two bursts: the second must be accepted after the first filled the queue.
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < kBurst; ++i) clients.push_back(connect_blocking(server.port()));
+      for (int i = 0; i < 1000 && served < kBurst * (round + 1); ++i) asyncio::sleep_ms(1);
+    }
+    connections = server.connections();
+    server.close();
+    server.wait_closed();
+    for (const int fd : clients) close(fd);
+  });
+  asyncio::new_event_loop();
+  CHECK(served == 2 * kBurst);
+  CHECK(connections == 2 * kBurst);
+  CHECK(inheritable == 0);
+  CHECK(test::open_descriptors() == before);
+}
+
+TEST_CASE("Server::close with connections not yet served leaves no descriptor open") {
+  test::fresh_loop();
+  const int before = test::open_descriptors();
+  asyncio::run([&] {
+    for (const int yields : {0, 1, 2}) {
+      asyncio::Server server = asyncio::start_server(
+          [](asyncio::Stream reader, asyncio::Stream) { reader.read(1); }, "127.0.0.1", 0);
+      std::vector<int> clients;
+      for (int i = 0; i < 50; ++i) clients.push_back(connect_blocking(server.port()));
+      // 0: nothing reaped yet; 1 and 2: some connections queued or served, not all.
+      for (int i = 0; i < yields; ++i) asyncio::sleep_ms(0);
+      server.close();
+      server.wait_closed();
+      for (const int fd : clients) close(fd);
+      asyncio::sleep_ms(20);  // the connections served see their end of stream and close
+    }
+  });
+  asyncio::new_event_loop();
+  CHECK(test::open_descriptors() == before);
+}
+
+#ifdef ASYNCIO_TEST_IO_URING
+TEST_CASE("without multishot accept, a server accepts by readiness") {
+  asyncio::detail::uring_test_no_multishot_accept = true;
+  test::fresh_loop();
+  std::string reply;
+  asyncio::run([&] {
+    asyncio::Server server = echo_server("127.0.0.1");
+    auto [reader, writer] = asyncio::open_connection("127.0.0.1", server.port());
+    writer.write("ready\n");
+    writer.drain();
+    reply = reader.readline();
+    server.close();
+    server.wait_closed();
+  });
+  asyncio::detail::uring_test_no_multishot_accept = false;
+  asyncio::new_event_loop();
+  CHECK(reply == "ready\n");
+}
+#endif
 
 TEST_CASE("bad arguments to the network calls raise ValueError") {
   test::fresh_loop();

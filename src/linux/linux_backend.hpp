@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -70,11 +71,52 @@ class StreamIo {
   ~StreamIo() = default;
 };
 
+class AcceptIo;
+
+/// A server's multishot accept on one listening socket (io_uring). The server and, while the
+/// request is in the kernel, the backend share it: a closed server's last completions may come
+/// after the server is gone.
+struct AcceptOp {
+  std::deque<int> accepted;  // descriptors accepted and not yet taken by the server
+  int fd = -1;               // the listening socket
+  int error = 0;             // errno that ended the request, until the server takes it
+  bool armed = false;        // a multishot accept is in the kernel
+  bool stopping = false;     // its cancellation is submitted (queue full, or released)
+  bool released = false;     // the server is closed: the backend closes what still arrives
+  TaskRecord* waiter = nullptr;
+  AcceptIo* owner = nullptr;             // the backend running it, while armed
+  std::shared_ptr<AcceptOp> keep_alive;  // set while armed: the kernel holds its address
+  AcceptOp* previous = nullptr;          // the owner's list of armed requests
+  AcceptOp* next = nullptr;
+};
+
+/// Accepting connections with one long-lived request (io_uring's multishot accept) instead of
+/// readiness plus accept4(). A server asks LinuxBackend::accept_io() for it; null: readiness.
+class AcceptIo {
+ public:
+  /// Arms a multishot accept on `op->fd`; each connection is appended to op->accepted as a
+  /// non-blocking, close-on-exec descriptor. Beyond a bound the backend stops the request
+  /// until the server has taken the queue (back-pressure); op->armed tells.
+  virtual void start(const std::shared_ptr<AcceptOp>& op) = 0;
+  /// Suspends the current task until `op` has news (a connection, an error, the end of the
+  /// request). Returns the task's io_error (0, or ECANCELED after release()).
+  virtual int wait(AcceptOp& op) = 0;
+  /// The server closes: cancels the request now (the listening socket stops accepting at
+  /// once) and closes every descriptor it still produces. The caller closes op->accepted.
+  virtual void release(AcceptOp& op) = 0;
+
+ protected:
+  ~AcceptIo() = default;
+};
+
 class LinuxBackend : public IoBackend, public DescriptorWaits {
  public:
   DescriptorWaits* descriptor_waits() override { return this; }
   /// Native stream I/O, where the backend has it (io_uring); null otherwise.
   virtual StreamIo* stream_io() { return nullptr; }
+  /// Multishot accept, where the backend and the kernel have it (io_uring, 5.19+); null
+  /// otherwise.
+  virtual AcceptIo* accept_io() { return nullptr; }
   void start_wait(int fd, unsigned events, TaskRecord* task) override;
   void cancel_wait(int fd, unsigned events, TaskRecord* task) override;
   /// Their wait_io throws OSError(error).
@@ -155,6 +197,8 @@ class WakeFd {
 
 /// Tests only: a non-zero errno makes io_uring's set-up fail with it (the fallback's seam).
 extern std::atomic<int> uring_test_init_error;
+/// Tests only: true makes io_uring backends created afterwards go without multishot accept.
+extern std::atomic<bool> uring_test_no_multishot_accept;
 
 IoBackend* make_epoll_backend(Loop& loop);
 IoBackend* make_uring_backend(Loop& loop);

@@ -23,6 +23,8 @@
 #include "asyncio/linux/io.hpp"
 #include "asyncio/linux/net.hpp"
 #include "asyncio/task.hpp"
+#include "linux_backend.hpp"
+#include "log.hpp"
 
 namespace asyncio {
 
@@ -201,6 +203,14 @@ void set_option(int fd, int level, int name, int value) {
   setsockopt(fd, level, name, &value, sizeof value);  // best effort: tuning, not correctness
 }
 
+/// The running loop's multishot accept (io_uring, 5.19+), or null: readiness plus accept4.
+detail::AcceptIo* native_accept() {
+  Loop* loop = Loop::running();
+  if (!loop) return nullptr;
+  detail::DescriptorWaits* waits = loop->backend().descriptor_waits();
+  return waits ? static_cast<detail::LinuxBackend*>(waits)->accept_io() : nullptr;
+}
+
 std::uint16_t bound_port(int fd) {
   sockaddr_storage address{};
   socklen_t length = sizeof address;
@@ -306,6 +316,8 @@ std::pair<Stream, Stream> open_connection(const std::string& host, std::uint16_t
 struct Server::State {
   std::function<void(Stream, Stream)> callback;
   std::vector<int> fds;
+  // Per listening socket, its multishot accept (null: the socket is served by readiness).
+  std::vector<std::shared_ptr<detail::AcceptOp>> accepts;
   std::vector<Task<void>> acceptors;
   std::uint16_t port = 0;
   std::uint64_t connections = 0;
@@ -320,6 +332,14 @@ struct Server::State {
     close_sockets();
   }
   void close_sockets() {
+    for (auto& op : accepts) {
+      if (!op) continue;
+      op->released = true;
+      if (op->owner) op->owner->release(*op);
+      for (const int fd : op->accepted) ::close(fd);
+      op->accepted.clear();
+      op.reset();
+    }
     for (int& fd : fds) {
       if (fd < 0) continue;
       abort_io(fd, ECANCELED);
@@ -359,7 +379,58 @@ struct Server::State {
       detail::port::log_error(("start_server: connection dropped: " + std::string(error.what())).c_str());
     }
   }
-  void accept_loop(int listener) {
+  /// Serves what the multishot accept queues. Returns false if the kernel refused the request
+  /// (the caller falls back to readiness), true once the server is closed.
+  bool accept_natively(detail::AcceptIo& io, std::shared_ptr<detail::AcceptOp> op) {
+    bool served = false;
+    for (;;) {
+      while (!op->accepted.empty() && !op->released) {
+        const int fd = op->accepted.front();
+        op->accepted.pop_front();
+        served = true;
+        serve(fd);
+      }
+      if (op->released) return true;
+      switch (const int error = std::exchange(op->error, 0)) {
+        case 0:
+        case EAGAIN:
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+          break;  // that connection is gone; the next one may be fine
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          log_accept_failure(error);
+          sleep_ms(100);
+          continue;
+        case EINVAL:
+          if (!served) {
+            detail::log_message(LogLevel::debug,
+                                "start_server: multishot accept refused (EINVAL); using readiness");
+            return false;
+          }
+          [[fallthrough]];
+        default:
+          if (closed) return true;
+          throw OSError(error, "start_server: accept on fd " + std::to_string(op->fd));
+      }
+      if (!op->armed) io.start(op);
+      if (io.wait(*op) != 0) return true;  // released
+    }
+  }
+  void accept_loop(std::size_t index) {
+    const int listener = fds[index];
+    if (const std::shared_ptr<detail::AcceptOp> op = accepts[index]) {
+      detail::AcceptIo* io = native_accept();
+      if (io && accept_natively(*io, op)) return;
+      op->released = true;
+      if (op->owner) op->owner->release(*op);
+      for (const int fd : op->accepted) serve(fd);
+      op->accepted.clear();
+      accepts[index].reset();
+    }
     for (;;) {
       const int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
@@ -447,10 +518,21 @@ Server start_server(std::function<void(Stream reader, Stream writer)> callback,
     if (any) break;  // the dual-stack socket serves IPv4 as well
   }
   if (state->fds.empty()) throw OSError(error, "start_server " + endpoint(host, port));
+  // Armed here, so that connections are accepted before the acceptor tasks first run.
+  detail::AcceptIo* io = native_accept();
   for (const int fd : state->fds) {
+    std::shared_ptr<detail::AcceptOp> op;
+    if (io) {
+      op = std::make_shared<detail::AcceptOp>();
+      op->fd = fd;
+      io->start(op);
+    }
+    state->accepts.push_back(std::move(op));
+  }
+  for (std::size_t index = 0; index < state->fds.size(); ++index) {
     state->acceptors.push_back(
         create_task(TaskOptions{"server-" + std::to_string(state->port), 0},
-                    [raw = state.get(), fd] { raw->accept_loop(fd); }));
+                    [raw = state.get(), index] { raw->accept_loop(index); }));
   }
   Server server;
   server.state_ = std::move(state);

@@ -23,8 +23,14 @@
 // IORING_OP_RECV and IORING_OP_SEND into buffers the device owns, submitted in the same
 // batches, rather than a readiness wait followed by recv() and send() system calls. At 100
 // echo connections that turns three system calls per request into a share of one batch.
+//
+// Servers accept through one multishot accept per listening socket (AcceptIo, 5.19+): each
+// connection is a completion carrying a ready descriptor, with no readiness wait and no
+// accept4() per connection. The kernel lacks it: servers wait for readiness, as on epoll.
 #include <liburing.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -37,6 +43,7 @@
 namespace asyncio::detail {
 
 std::atomic<int> uring_test_init_error{0};
+std::atomic<bool> uring_test_no_multishot_accept{false};
 
 namespace {
 
@@ -46,16 +53,24 @@ constexpr unsigned kRingEntries = 256;
 constexpr Micros kSubmitIntervalUs = 50;
 constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
 constexpr std::uint64_t kIgnoreTag = ~std::uint64_t{0} - 1;  // POLL_REMOVE's own completion
+/// Connections a multishot accept queues for a server that has not taken them before the
+/// request is stopped; the rest wait in the listen backlog. A soft bound: completions already
+/// posted when it is reached still join the queue.
+constexpr std::size_t kAcceptQueueLimit = 128;
 
 /// A wait's user_data: descriptor, direction and a generation, so that the completion of a
 /// withdrawn wait is recognised as stale even if the descriptor has a new waiter since. Its
-/// lowest bit is 0; a StreamOp's user_data is its (aligned) address with that bit set.
+/// lowest bit is 0; a StreamOp's user_data is its (aligned) address with that bit set, an
+/// AcceptOp's with the two lowest bits set.
 std::uint64_t make_token(int fd, unsigned direction, std::uint32_t generation) {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(fd)) << 32) |
          (direction == kPollWrite ? 1ull << 31 : 0) | ((generation & 0x3fffffffu) << 1);
 }
 
 std::uint64_t op_tag(const StreamOp* op) { return reinterpret_cast<std::uintptr_t>(op) | 1; }
+std::uint64_t op_tag(const AcceptOp* op) {
+  return reinterpret_cast<std::uintptr_t>(op) | 3;
+}
 
 unsigned to_poll_bits(int mask) {
   unsigned bits = 0;
@@ -66,7 +81,7 @@ unsigned to_poll_bits(int mask) {
   return bits;
 }
 
-class UringBackend final : public LinuxBackend, private StreamIo {
+class UringBackend final : public LinuxBackend, private StreamIo, private AcceptIo {
  public:
   explicit UringBackend(Loop& loop) : LinuxBackend(loop) {
     unsigned flags =
@@ -86,15 +101,18 @@ class UringBackend final : public LinuxBackend, private StreamIo {
     // RECVSEND_POLL_FIRST (5.19+; a 6.1 ring has it): a receive armed after the previous one
     // emptied the socket waits for data rather than first trying a recv that fails.
     poll_first_ = flags != 0;
-    log_message(LogLevel::debug,
-                std::string("io_uring: setup flags ") +
-                    (flags != 0 ? "on" : "off (kernel < 6.1)") +
-                    " (defer_taskrun, single_issuer, taskrun_flag), registered ring fd: " +
-                    (registered ? "yes" : "no"));
+    multishot_accept_ = probe_multishot_accept();
+    log_message(
+        LogLevel::debug,
+        std::string("io_uring: setup flags ") + (flags != 0 ? "on" : "off (kernel < 6.1)") +
+            " (defer_taskrun, single_issuer, taskrun_flag), registered ring fd: " +
+            (registered ? "yes" : "no") + ", server accept: " +
+            (multishot_accept_ ? "multishot" : "readiness + accept4 (no multishot accept)"));
     arm_wake();
     submit_and_collect();
   }
   ~UringBackend() override {
+    close_accepts();
     io_uring_queue_exit(&ring_);  // cancels what is in flight: no buffer is written after this
     while (StreamOp* op = in_flight_) {
       untrack(*op);
@@ -104,6 +122,7 @@ class UringBackend final : public LinuxBackend, private StreamIo {
 
   const char* name() const override { return "uring"; }
   StreamIo* stream_io() override { return this; }
+  AcceptIo* accept_io() override { return multishot_accept_ ? this : nullptr; }
 
   void poll_if_ready() override {
     // Nothing to submit and no task waiting on a descriptor: no completion can matter (flags
@@ -189,6 +208,17 @@ class UringBackend final : public LinuxBackend, private StreamIo {
     io_uring_sqe_set_data64(sqe, kWakeTag);
   }
 
+  /// Multishot accept came with 5.19, as IORING_OP_SOCKET did: the probe cannot see the flag
+  /// itself, so it asks for the opcode.
+  bool probe_multishot_accept() {
+    if (uring_test_no_multishot_accept.load()) return false;
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+    if (!probe) return false;
+    const bool supported = io_uring_opcode_supported(probe, IORING_OP_SOCKET) != 0;
+    io_uring_free_probe(probe);
+    return supported;
+  }
+
   void reap() {
     unsigned head;
     unsigned seen = 0;
@@ -205,6 +235,9 @@ class UringBackend final : public LinuxBackend, private StreamIo {
     if (tag == kWakeTag) {
       if (!(flags & IORING_CQE_F_MORE)) arm_wake();  // the kernel ended the multishot
       return;
+    }
+    if ((tag & 3) == 3) {
+      return accepted(*reinterpret_cast<AcceptOp*>(tag & ~std::uint64_t{3}), result, flags);
     }
     if (tag & 1) return completed(*reinterpret_cast<StreamOp*>(tag & ~std::uint64_t{1}), result);
     const int fd = static_cast<int>(tag >> 32);
@@ -342,9 +375,134 @@ class UringBackend final : public LinuxBackend, private StreamIo {
     op.owner = nullptr;
   }
 
+  // ---- AcceptIo ----
+
+  void start(const std::shared_ptr<AcceptOp>& op) override {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_multishot_accept(sqe, op->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, op_tag(op.get()));
+    op->error = 0;
+    op->armed = true;
+    op->stopping = false;
+    op->keep_alive = op;
+    op->owner = this;
+    op->previous = nullptr;
+    op->next = accepting_;
+    if (accepting_) accepting_->previous = op.get();
+    accepting_ = op.get();
+  }
+
+  int wait(AcceptOp& op) override {
+    TaskRecord* me = loop_.current();
+    op.waiter = me;
+    ++waiters_;
+    me->io_error = 0;
+    try {
+      loop_.suspend();
+    } catch (...) {
+      stop_waiting(op);
+      throw;
+    }
+    return me->io_error;
+  }
+
+  void release(AcceptOp& op) override {
+    op.released = true;
+    if (TaskRecord* task = op.waiter) {
+      stop_waiting(op);
+      task->io_error = ECANCELED;
+      loop_.wake_io(task, kPollError);
+    }
+    if (op.armed && !op.stopping) stop(op);
+    submit_and_collect();  // the listening socket stops accepting before the server closes it
+  }
+
+  /// A loop closed with servers still accepting: their requests end here, and each connection
+  /// already accepted goes to its server's queue or, for a released one, is closed (a
+  /// completion left in the ring would leave its descriptor open for good).
+  void close_accepts() noexcept {
+    if (!accepting_) return;
+    try {
+      check_process();
+      for (AcceptOp* op = accepting_; op; op = op->next) {
+        if (!op->stopping) stop(*op);
+      }
+      io_uring_submit_and_get_events(&ring_);
+    } catch (...) {
+      // A forked child or a full ring: the connections left go with the process.
+    }
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      if ((cqe->user_data & 3) != 3 || cqe->res < 0) continue;
+      auto* op = reinterpret_cast<AcceptOp*>(cqe->user_data & ~std::uint64_t{3});
+      if (op->released) {
+        ::close(cqe->res);
+      } else {
+        op->accepted.push_back(cqe->res);
+      }
+    }
+    io_uring_cq_advance(&ring_, seen);
+    while (AcceptOp* op = accepting_) {
+      untrack(*op);
+      op->waiter = nullptr;
+      const auto last = std::move(op->keep_alive);
+    }
+  }
+
+  void stop(AcceptOp& op) {
+    op.stopping = true;
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, op_tag(&op), 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
+  }
+
+  void stop_waiting(AcceptOp& op) {
+    if (!op.waiter) return;
+    op.waiter = nullptr;
+    --waiters_;
+  }
+
+  void accepted(AcceptOp& op, int result, unsigned flags) {
+    if (result >= 0) {
+      if (op.released) {
+        ::close(result);
+      } else {
+        op.accepted.push_back(result);
+      }
+    } else if (result != -ECANCELED && !op.released) {
+      op.error = -result;
+    }
+    const bool ended = !(flags & IORING_CQE_F_MORE);
+    if (!ended && !op.stopping && op.accepted.size() >= kAcceptQueueLimit) stop(op);
+    if (TaskRecord* task = op.waiter) {
+      stop_waiting(op);
+      task->io_error = 0;
+      loop_.wake_io(task, kPollRead);
+    }
+    if (ended) {
+      untrack(op);
+      op.keep_alive.reset();  // may free `op`: last
+    }
+  }
+
+  void untrack(AcceptOp& op) {
+    if (op.previous) op.previous->next = op.next;
+    if (op.next) op.next->previous = op.previous;
+    if (accepting_ == &op) accepting_ = op.next;
+    op.previous = op.next = nullptr;
+    op.armed = false;
+    op.stopping = false;
+    op.owner = nullptr;
+  }
+
   io_uring ring_{};
   WakeFd wake_fd_;
   StreamOp* in_flight_ = nullptr;  // every StreamOp started and not completed
+  AcceptOp* accepting_ = nullptr;  // every multishot accept armed and not ended
+  bool multishot_accept_ = false;
   bool poll_first_ = false;
   std::uint32_t generation_ = 0;
   bool unsubmitted_ = false;

@@ -8,6 +8,7 @@
 namespace asyncio::detail {
 
 std::atomic<int> uring_test_init_error{0};
+std::atomic<bool> uring_test_no_multishot_accept{false};
 
 IoBackend* make_uring_backend(Loop&) {
   throw OSError(ENOSYS, "io_uring backend not built (liburing was not found at meson setup)");
