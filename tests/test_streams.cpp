@@ -461,6 +461,22 @@ TEST_CASE("closing a stream wakes a task blocked reading it with OSError(EBADF)"
   CHECK(error == EBADF);
 }
 
+TEST_CASE("a reader woken by close() and cancelled before it runs ends cancelled") {
+  test::fresh_loop();
+  auto [a, b] = socket_streams();
+  asyncio::run([&, &b = b] {
+    for (int round = 0; round < 20; ++round) {
+      auto [c, d] = socket_streams();
+      auto reader = asyncio::create_task([&d = d] { d.read(10); });
+      asyncio::sleep_ms(0);  // the reader blocks on its receive
+      d.close();             // wakes it with EBADF and gives the receive to the backend
+      reader.cancel();       // before the woken reader runs
+      CHECK_THROWS_AS(asyncio::await(reader), asyncio::CancelledError);
+      c.close();
+    }
+  });
+}
+
 TEST_CASE("closing a stream over a pollable device wakes its blocked reader and writer") {
   // The device's poll() never reports anything again: only the close can end the waits.
   test::fresh_loop();

@@ -207,7 +207,7 @@ void set_option(int fd, int level, int name, int value) {
 detail::AcceptIo* native_accept() {
   Loop* loop = Loop::running();
   if (!loop) return nullptr;
-  detail::DescriptorWaits* waits = loop->backend().descriptor_waits();
+  detail::DescriptorWaits* waits = detail::scheduler_of(*loop).backend().descriptor_waits();
   return waits ? static_cast<detail::LinuxBackend*>(waits)->accept_io() : nullptr;
 }
 

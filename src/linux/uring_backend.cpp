@@ -81,6 +81,9 @@ unsigned to_poll_bits(int mask) {
   return bits;
 }
 
+/// TaskRecord::io_error while a task waits on an operation: every wake-up replaces it.
+constexpr int kStillWaiting = -1;
+
 class UringBackend final : public LinuxBackend, private StreamIo, private AcceptIo {
  public:
   explicit UringBackend(Loop& loop) : LinuxBackend(loop) {
@@ -292,12 +295,19 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     TaskRecord* me = scheduler_of(loop_).current();
     op.waiter = me;
     ++waiters_;
-    me->io_error = 0;
+    me->io_error = kStillWaiting;
     try {
       scheduler_of(loop_).suspend();
     } catch (...) {
-      stop_waiting(op);
+      // Woken before the cancel arrived, the task no longer waits on `op`, which its
+      // release may already have freed: only a task still waiting may touch it.
+      if (me->io_error == kStillWaiting) stop_waiting(op);
+      me->io_error = 0;
       throw;
+    }
+    if (me->io_error == kStillWaiting) {  // woken by something else: waits no longer
+      stop_waiting(op);
+      me->io_error = 0;
     }
     return me->io_error;
   }
@@ -393,15 +403,22 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   }
 
   int wait(AcceptOp& op) override {
-    TaskRecord* me = loop_.current();
+    TaskRecord* me = scheduler_of(loop_).current();
     op.waiter = me;
     ++waiters_;
-    me->io_error = 0;
+    me->io_error = kStillWaiting;
     try {
-      loop_.suspend();
+      scheduler_of(loop_).suspend();
     } catch (...) {
-      stop_waiting(op);
+      // Woken before the cancel arrived, the task no longer waits on `op`, which its
+      // release may already have freed: only a task still waiting may touch it.
+      if (me->io_error == kStillWaiting) stop_waiting(op);
+      me->io_error = 0;
       throw;
+    }
+    if (me->io_error == kStillWaiting) {  // woken by something else: waits no longer
+      stop_waiting(op);
+      me->io_error = 0;
     }
     return me->io_error;
   }
@@ -411,7 +428,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     if (TaskRecord* task = op.waiter) {
       stop_waiting(op);
       task->io_error = ECANCELED;
-      loop_.wake_io(task, kPollError);
+      scheduler_of(loop_).wake_io(task, kPollError);
     }
     if (op.armed && !op.stopping) stop(op);
     submit_and_collect();  // the listening socket stops accepting before the server closes it
@@ -480,7 +497,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     if (TaskRecord* task = op.waiter) {
       stop_waiting(op);
       task->io_error = 0;
-      loop_.wake_io(task, kPollRead);
+      scheduler_of(loop_).wake_io(task, kPollRead);
     }
     if (ended) {
       untrack(op);
