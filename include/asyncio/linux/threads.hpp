@@ -104,7 +104,10 @@ auto run_blocking(ThreadPoolExecutor& executor, F fn) -> std::invoke_result_t<F&
     if (call->done) call->done->set();
   });
   done.wait();  // CancelledError: the thread runs on, its result is dropped
-  if (call->error) std::rethrow_exception(call->error);
+  // Taken out of the call, which the worker may be the last to drop: the exception is then
+  // freed on this thread, where it is read (ThreadSanitizer cannot see the C++ runtime's own
+  // reference count on it, and reported the worker's free as a race).
+  if (std::exception_ptr error = std::exchange(call->error, nullptr)) std::rethrow_exception(error);
   if constexpr (!std::is_void_v<R>) return std::move(*call->value);
 }
 
