@@ -85,9 +85,9 @@ class StreamState;
 /// (copies share one device and its buffers, as Python references do); the device closes
 /// when close() is called or the last handle goes away.
 ///
-/// Every read passes one scheduling point first, as MicroPython's do: the other ready tasks
-/// run (in fast-I/O mode, the reader resumes ahead of them as an I/O-woken task), then the read
-/// returns what the device has, suspending only when nothing is available. A task cancelled
+/// Every read passes exactly one scheduling point, as MicroPython's do: the wait for data when
+/// nothing has arrived, otherwise one yield (in fast-I/O mode, the reader resumes ahead of the
+/// other ready tasks as an I/O-woken task); then it returns what is there. A task cancelled
 /// in a read or drain() loses nothing: buffered input stays for the next reader, unsent output
 /// for the next drain().
 class Stream {

@@ -67,11 +67,31 @@ class StreamState {
     consume(n);
     return out;
   }
-  /// Every read passes one scheduling point before it takes anything, as MicroPython's reads
-  /// yield to the poller first: a reader whose data is always there cannot starve the loop,
-  /// and a cancellation there loses nothing (docs/semantics.md#streams). The task resumes as
-  /// an I/O-woken one, so in fast-I/O mode it goes before the other pending tasks.
-  static void scheduling_point() { detail::scheduler_of(get_event_loop()).yield_now(true); }
+  /// Every read passes exactly one scheduling point before it takes anything, as MicroPython's
+  /// reads wait on the poller first (docs/semantics.md#streams). With nothing buffered, one
+  /// attempt fills the buffer: if the device has nothing, the wait for it is the scheduling
+  /// point; otherwise the task yields once, with what arrived kept in the buffer, so a
+  /// cancellation there loses nothing. Either way it resumes as an I/O-woken task.
+  void scheduling_point(bool wants_data) {
+    if (wants_data && buffered() == 0 && !receive()) {
+      wait(POLL_RD, "read");
+      return;
+    }
+    detail::scheduler_of(get_event_loop()).yield_now(true);
+  }
+  /// One non-blocking read from the device into the buffer: false if it had nothing yet
+  /// (true at the end of the stream, which the next read sees again).
+  bool receive() {
+    make_room();
+    const std::ptrdiff_t n =
+        device_->read_some(std::span<std::byte>(input_.data() + end_, input_.size() - end_));
+    if (n == StreamDevice::kWouldBlock) return false;
+    if (n > 0) {
+      end_ += static_cast<std::size_t>(n);
+      arrived_ += static_cast<std::uint64_t>(n);
+    }
+    return true;
+  }
   /// Reads more from the device into the buffer, waiting if it has nothing: false at the end
   /// of the stream. Buffered bytes are kept, so a cancelled wait loses nothing. Another task
   /// reading the same stream may fill (or drain) the buffer while this one waits: that counts
@@ -79,25 +99,21 @@ class StreamState {
   /// span (whose 0 would pass for the end of the stream).
   bool fill() {
     for (;;) {
-      make_room();
-      const std::ptrdiff_t n =
-          device_->read_some(std::span<std::byte>(input_.data() + end_, input_.size() - end_));
-      if (n > 0) {
-        end_ += static_cast<std::size_t>(n);
-        arrived_ += static_cast<std::uint64_t>(n);
-        return true;
-      }
-      if (n == 0) return false;
       const std::uint64_t arrived_before = arrived_;
+      if (receive()) return arrived_ != arrived_before;
       wait(POLL_RD, "read");
       if (arrived_ != arrived_before) return true;
     }
   }
-  /// read(n) with nothing buffered: up to `wanted` bytes in a string that grows with what
-  /// arrives (never `wanted` allocated up front); no buffer is held while waiting.
+  /// read(n): up to `wanted` bytes in a string that grows with what arrives (never `wanted`
+  /// allocated up front), starting with what is buffered; it waits only when it has nothing,
+  /// and holds no buffer while waiting.
   std::string read_arriving(std::size_t wanted) {
-    std::string out;
-    std::size_t got = 0;
+    // Only a full buffer may have more behind it on the device: a short read was all there was.
+    const bool buffer_full = end_ == input_.size();
+    std::string out = take(std::min(wanted, buffered()));
+    std::size_t got = out.size();
+    if (got == wanted || (got > 0 && !buffer_full)) return out;
     for (;;) {
       if (got == out.size()) out.resize(std::min(wanted, std::max(kReadChunk, got * 2)));
       const std::ptrdiff_t n = device_->read_some(
@@ -278,23 +294,21 @@ std::string Stream::read(std::ptrdiff_t n) {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("read");
-  s.scheduling_point();
+  s.scheduling_point(n != 0);
   if (n == 0) return {};
   if (n < 0) {
     while (s.fill()) {
     }
     return s.take(s.buffered());
   }
-  const auto wanted = static_cast<std::size_t>(n);
-  if (s.buffered() > 0) return s.take(std::min(wanted, s.buffered()));
-  return s.read_arriving(wanted);
+  return s.read_arriving(static_cast<std::size_t>(n));
 }
 
 std::size_t Stream::readinto(std::span<std::byte> buf) {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("readinto");
-  s.scheduling_point();
+  s.scheduling_point(!buf.empty());
   if (buf.empty()) return 0;
   if (s.buffered() == 0) return s.read_direct(buf);
   return s.take_into(buf);
@@ -306,7 +320,7 @@ std::string Stream::readexactly(std::size_t n) {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("readexactly");
-  s.scheduling_point();
+  s.scheduling_point(n != 0);
   while (s.buffered() < n) {
     if (!s.fill()) {
       const std::size_t got = s.buffered();
@@ -320,7 +334,7 @@ std::string Stream::readline() {
   const auto keep = state_;
   detail::StreamState& s = state();
   s.check_open("readline");
-  s.scheduling_point();
+  s.scheduling_point(true);
   std::uint64_t seen_consumed = s.consumed();
   std::size_t scanned = 0;  // bytes of the window already searched for "\n"
   for (;;) {
