@@ -641,3 +641,37 @@ TEST_CASE("on io_uring a socket stream reads and writes through the ring, every 
     CHECK(calls > 0);
   }
 }
+
+TEST_CASE("written bytes reach the peer before a busy task runs, in both scheduling modes") {
+  // io_uring batches its sends; a task not woken by I/O may run for long, so the loop hands
+  // the batch to the kernel before it runs one (docs/semantics.md#streams).
+  for (const bool fast_io : {false, true}) {
+    CAPTURE(fast_io);
+    test::fresh_loop();
+    asyncio::roundrobin(!fast_io);
+    int fds[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    bool arrived_while_busy = false;
+    asyncio::run([&] {
+      asyncio::Stream writer = asyncio::open_fd(fds[0]);
+      // Submitted at this drain's switch: the next write's batch then starts a moment after
+      // a submission, so no interval elapsed can send it before the busy task runs.
+      writer.write("a");
+      writer.drain();
+      auto busy = asyncio::create_task([&] {
+        // Never switches: only a send already handed to the kernel can arrive meanwhile.
+        const auto end = std::chrono::steady_clock::now() + 2s;
+        char bytes[2] = {};
+        while (!arrived_while_busy && std::chrono::steady_clock::now() < end) {
+          arrived_while_busy = recv(fds[1], bytes, 2, MSG_PEEK | MSG_DONTWAIT) == 2;
+        }
+      });
+      writer.write("b");
+      writer.drain();
+      asyncio::await(busy);
+    });
+    asyncio::roundrobin(true);
+    close(fds[1]);
+    CHECK(arrived_while_busy);
+  }
+}

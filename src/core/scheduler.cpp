@@ -148,6 +148,10 @@ TaskRecord* Scheduler::pick_next() {
         report_if_unretrieved(task);
         continue;
       }
+      // A task not woken by I/O may run for long: written bytes must not wait behind it.
+      if (backend_->holds_output() && task->wake_reason != WakeReason::kIo) [[unlikely]] {
+        backend_->submit_held_output();
+      }
       prefetch_next();
       return task;
     }

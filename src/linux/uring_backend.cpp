@@ -18,6 +18,8 @@
 // completions, and the loop always submits before it blocks. The added latency is bounded by
 // the interval, as on epoll: a poll submitted on a descriptor that became ready meanwhile
 // completes at once, so readiness is only seen that much later while tasks keep switching.
+// Sends wait in a batch only while I/O-woken tasks run: the loop submits them before any other
+// task, which may run for long.
 //
 // Sockets read and write through the ring itself (StreamIo): a stream's receive and send are
 // IORING_OP_RECV and IORING_OP_SEND into buffers the device owns, submitted in the same
@@ -143,6 +145,8 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
 
   void wake() noexcept override { wake_fd_.signal(); }
 
+  void submit_held_output() override { submit_and_collect(); }
+
  protected:
   void block(Micros deadline) override {
     io_uring_cqe* cqe = nullptr;
@@ -194,6 +198,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
 
   void note_submitted() {
     unsubmitted_ = false;
+    holds_output_ = false;
     last_submit_ = port::now();
   }
 
@@ -284,6 +289,8 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
       io_uring_prep_recv(sqe, op.fd, op.buffer.get() + op.end, op.capacity - op.end, 0);
       if (poll_first_) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     } else {
+      // Its bytes count as written: the loop submits it before a task that may run long.
+      holds_output_ = true;
       // MSG_WAITALL: the kernel completes a partial send itself (5.19+).
       io_uring_prep_send(sqe, op.fd, op.buffer.get() + op.begin, op.end - op.begin,
                          MSG_NOSIGNAL | MSG_WAITALL);

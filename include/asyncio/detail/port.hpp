@@ -120,6 +120,13 @@ class IoBackend {
   /// that nothing can ever happen. Not virtual: the switch path asks it.
   bool has_waiters() const { return waiters_ > 0; }
 
+  /// True while the backend holds back output it took (a batch of io_uring sends): the loop
+  /// hands it over with submit_held_output() before it runs a task that was not woken by I/O,
+  /// which may run for long (docs/semantics.md#streams). Not virtual: the switch path asks it.
+  bool holds_output() const { return holds_output_; }
+  /// Gives the platform the output held back. Default: nothing (a port that holds none).
+  virtual void submit_held_output() {}
+
   /// The finest grid (µs) on which the backend can end a wait without busy waiting: the loop
   /// never rounds a timer deadline to a finer one. 1 on Linux; a board's tick on a board.
   virtual Micros timer_resolution() const { return 1; }
@@ -139,6 +146,8 @@ class IoBackend {
  protected:
   /// Tasks waiting on this backend's descriptors; a backend with descriptors keeps it.
   int waiters_ = 0;
+  /// Set while output is held back (holds_output()); a backend that batches output keeps it.
+  bool holds_output_ = false;
 };
 
 namespace port {

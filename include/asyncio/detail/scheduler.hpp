@@ -375,6 +375,8 @@ inline void Scheduler::yield_now(bool as_io) {
   // Timers that fell due must queue ahead of us: we go behind every task already due
   // (docs/semantics.md#run-order).
   stamp_time();
+  // Says whether the task resumes as an I/O task, as a wake-up does (pick_next reads it).
+  me->wake_reason = as_io ? WakeReason::kIo : WakeReason::kNone;
   if (as_io) {
     ready_.push_io(me, now_);
   } else {
