@@ -184,6 +184,37 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   }
 
  private:
+  /// Suspends the running task until `op` (a StreamOp or an AcceptOp) completes, is aborted
+  /// or the task is woken otherwise: the errno it ended with, 0 for none.
+  template <class Op>
+  int wait_on(Op& op) {
+    TaskRecord* me = scheduler_of(loop_).current();
+    op.waiter = me;
+    ++waiters_;
+    me->io_error = kStillWaiting;
+    try {
+      scheduler_of(loop_).suspend();
+    } catch (...) {
+      // Woken before the cancel arrived, the task no longer waits on `op`, which its
+      // release may already have freed: only a task still waiting may touch it.
+      if (me->io_error == kStillWaiting) stop_waiting(op);
+      me->io_error = 0;
+      throw;
+    }
+    if (me->io_error == kStillWaiting) {  // woken by something else: waits no longer
+      stop_waiting(op);
+      me->io_error = 0;
+    }
+    return me->io_error;
+  }
+
+  template <class Op>
+  void stop_waiting(Op& op) {
+    if (!op.waiter) return;
+    op.waiter = nullptr;
+    --waiters_;
+  }
+
   io_uring_sqe* next_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
@@ -298,26 +329,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     io_uring_sqe_set_data64(sqe, op_tag(&op));
   }
 
-  int wait(StreamOp& op) override {
-    TaskRecord* me = scheduler_of(loop_).current();
-    op.waiter = me;
-    ++waiters_;
-    me->io_error = kStillWaiting;
-    try {
-      scheduler_of(loop_).suspend();
-    } catch (...) {
-      // Woken before the cancel arrived, the task no longer waits on `op`, which its
-      // release may already have freed: only a task still waiting may touch it.
-      if (me->io_error == kStillWaiting) stop_waiting(op);
-      me->io_error = 0;
-      throw;
-    }
-    if (me->io_error == kStillWaiting) {  // woken by something else: waits no longer
-      stop_waiting(op);
-      me->io_error = 0;
-    }
-    return me->io_error;
-  }
+  int wait(StreamOp& op) override { return wait_on(op); }
 
   void abort(StreamOp& op, int error) override {
     TaskRecord* task = op.waiter;
@@ -341,12 +353,6 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
       io_uring_sqe_set_data64(sqe, kIgnoreTag);
     }
     submit_and_collect();
-  }
-
-  void stop_waiting(StreamOp& op) {
-    if (!op.waiter) return;
-    op.waiter = nullptr;
-    --waiters_;
   }
 
   void completed(StreamOp& op, int result) {
@@ -409,26 +415,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     accepting_ = op.get();
   }
 
-  int wait(AcceptOp& op) override {
-    TaskRecord* me = scheduler_of(loop_).current();
-    op.waiter = me;
-    ++waiters_;
-    me->io_error = kStillWaiting;
-    try {
-      scheduler_of(loop_).suspend();
-    } catch (...) {
-      // Woken before the cancel arrived, the task no longer waits on `op`, which its
-      // release may already have freed: only a task still waiting may touch it.
-      if (me->io_error == kStillWaiting) stop_waiting(op);
-      me->io_error = 0;
-      throw;
-    }
-    if (me->io_error == kStillWaiting) {  // woken by something else: waits no longer
-      stop_waiting(op);
-      me->io_error = 0;
-    }
-    return me->io_error;
-  }
+  int wait(AcceptOp& op) override { return wait_on(op); }
 
   void release(AcceptOp& op) override {
     op.released = true;
@@ -481,12 +468,6 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     io_uring_sqe* sqe = next_sqe();
     io_uring_prep_cancel64(sqe, op_tag(&op), 0);
     io_uring_sqe_set_data64(sqe, kIgnoreTag);
-  }
-
-  void stop_waiting(AcceptOp& op) {
-    if (!op.waiter) return;
-    op.waiter = nullptr;
-    --waiters_;
   }
 
   void accepted(AcceptOp& op, int result, unsigned flags) {
