@@ -445,7 +445,7 @@ p99 at most 1.5 ms; zero allocations per write.
 def section_compare():
     out = ["## Old vs new", """
 What it compares: an older commit against the current tree, built alike (release, LTO) and
-run in the same session, taking turns: old, new, old, new... for each benchmark, so that noise
+run side by side, taking turns: old, new, old, new... for each benchmark, so that noise
 from a shared machine hits both. Each figure is the median over the rounds; "noise" means that
 the old and the new rounds' ranges overlap or that the medians are within the tolerance (2%
 unless the run line below says otherwise), "better" or "WORSE" that neither holds. `bench/power`
