@@ -347,6 +347,23 @@ struct Server::State {
       fd = -1;
     }
   }
+  /// What both accept loops do about a failed accept of `listener`: true to go on (the
+  /// connection is gone, or the process is out of descriptors or memory: logged, and the
+  /// server waits 100 ms for some to free rather than stop), false once the server is closed;
+  /// any other error is raised.
+  bool survive_accept_error(int error, int listener) {
+    if (error == EINTR || error == ECONNABORTED || error == EPROTO) return true;
+    if (is_out_of_resources(error)) {
+      log_accept_failure(error);
+      sleep_ms(100);
+      return true;
+    }
+    if (closed) return false;
+    throw OSError(error, "start_server: accept on fd " + std::to_string(listener));
+  }
+  static bool is_out_of_resources(int error) {
+    return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+  }
   /// At most one line a second while accept keeps failing (it retries 10 times a second), with
   /// the number of failures the last line did not report.
   void log_accept_failure(int error) {
@@ -391,30 +408,14 @@ struct Server::State {
         serve(fd);
       }
       if (op->released) return true;
-      switch (const int error = std::exchange(op->error, 0)) {
-        case 0:
-        case EAGAIN:
-        case EINTR:
-        case ECONNABORTED:
-        case EPROTO:
-          break;  // that connection is gone; the next one may be fine
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-          log_accept_failure(error);
-          sleep_ms(100);
-          continue;
-        case EINVAL:
-          if (!served) {
-            detail::log_message(LogLevel::debug,
-                                "start_server: multishot accept refused (EINVAL); using readiness");
-            return false;
-          }
-          [[fallthrough]];
-        default:
-          if (closed) return true;
-          throw OSError(error, "start_server: accept on fd " + std::to_string(op->fd));
+      if (const int error = std::exchange(op->error, 0); error != 0 && error != EAGAIN) {
+        if (error == EINVAL && !served) {
+          detail::log_message(LogLevel::debug,
+                              "start_server: multishot accept refused (EINVAL); using readiness");
+          return false;
+        }
+        if (!survive_accept_error(error, op->fd)) return true;
+        if (is_out_of_resources(error)) continue;  // serve what queued during the pause first
       }
       if (!op->armed) io.start(op);
       if (io.wait(*op) != 0) return true;  // released
@@ -437,25 +438,10 @@ struct Server::State {
         serve(fd);
         continue;
       }
-      switch (errno) {
-        case EAGAIN:
-          wait_io(listener, POLL_RD);
-          break;
-        case EINTR:
-        case ECONNABORTED:
-        case EPROTO:
-          break;  // that connection is gone; the next one may be fine
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-          // Out of descriptors or memory: refusing to stop the server, wait for some to free.
-          log_accept_failure(errno);
-          sleep_ms(100);
-          break;
-        default:
-          if (closed) return;
-          throw OSError(errno, "start_server: accept on fd " + std::to_string(listener));
+      if (errno == EAGAIN) {
+        wait_io(listener, POLL_RD);
+      } else if (!survive_accept_error(errno, listener)) {
+        return;
       }
     }
   }
