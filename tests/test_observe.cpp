@@ -128,23 +128,26 @@ TEST_CASE("to_thread returns the value, runs off the loop thread, and the loop k
   test::fresh_loop();
   asyncio::run([] {
     const std::thread::id loop_thread = std::this_thread::get_id();
-    int ticks = 0;
+    std::atomic<int> ticks{0};
     auto ticker = asyncio::create_task([&] {
       for (;;) {
         asyncio::sleep_ms(5);
         ++ticks;
       }
     });
+    // The call returns once the loop has ticked: a call blocking the loop thread would wait
+    // out its 10 s and leave `ticks` at 0.
     const auto where = asyncio::to_thread(
-        [](int ms) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        [&](int seconds) {
+          const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+          while (ticks.load() == 0 && std::chrono::steady_clock::now() < end) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
           return std::this_thread::get_id();
         },
-        100);
+        10);
     CHECK(where != loop_thread);
-    // A blocking sleep on the loop thread would leave it at 0; one turn in 100 ms is all a
-    // loaded machine has to give.
-    CHECK(ticks >= 1);
+    CHECK(ticks.load() >= 1);
     ticker.cancel();
   });
 }
@@ -160,11 +163,13 @@ TEST_CASE("to_thread rethrows the call's exception in the awaiting task") {
 
 TEST_CASE("to_thread: cancelling the awaiting task drops the result; the thread runs on") {
   test::fresh_loop();
+  std::atomic<bool> released{false};
   std::atomic<bool> finished{false};
   asyncio::run([&] {
     auto waiter = asyncio::create_task([&] {
       return asyncio::to_thread([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        // Held until the cancellation is checked: no timing, however slow the machine.
+        while (!released.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         finished.store(true);
         return 7;
       });
@@ -173,6 +178,7 @@ TEST_CASE("to_thread: cancelling the awaiting task drops the result; the thread 
     waiter.cancel();
     CHECK_THROWS_AS(asyncio::await(waiter), asyncio::CancelledError);
     CHECK_FALSE(finished.load());
+    released.store(true);
     while (!finished.load()) asyncio::sleep_ms(5);
     asyncio::sleep_ms(5);  // the late result must not wake anything
   });
@@ -193,6 +199,12 @@ TEST_CASE("run_in_executor: a bounded pool runs at most max_workers calls at onc
           const int now = ++running;
           int seen = most.load();
           while (now > seen && !most.compare_exchange_weak(seen, now)) {
+          }
+          // Until a second call runs beside this one (a slow machine may start its thread
+          // late), then long enough for a third to show up if the bound did not hold.
+          const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+          while (most.load() < 2 && std::chrono::steady_clock::now() < end) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
           --running;
