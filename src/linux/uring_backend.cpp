@@ -208,6 +208,22 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     return me->io_error;
   }
 
+  /// Puts `op` at the front of the list at `head` (in_flight_ or accepting_).
+  template <class Op>
+  static void link(Op& op, Op*& head) {
+    op.previous = nullptr;
+    op.next = head;
+    if (head) head->previous = &op;
+    head = &op;
+  }
+  template <class Op>
+  static void unlink(Op& op, Op*& head) {
+    if (op.previous) op.previous->next = op.next;
+    if (op.next) op.next->previous = op.previous;
+    if (head == &op) head = op.next;
+    op.previous = op.next = nullptr;
+  }
+
   template <class Op>
   void stop_waiting(Op& op) {
     if (!op.waiter) return;
@@ -383,17 +399,11 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   void track(StreamOp& op) {
     op.in_flight = true;
     op.owner = this;
-    op.previous = nullptr;
-    op.next = in_flight_;
-    if (in_flight_) in_flight_->previous = &op;
-    in_flight_ = &op;
+    link(op, in_flight_);
   }
 
   void untrack(StreamOp& op) {
-    if (op.previous) op.previous->next = op.next;
-    if (op.next) op.next->previous = op.previous;
-    if (in_flight_ == &op) in_flight_ = op.next;
-    op.previous = op.next = nullptr;
+    unlink(op, in_flight_);
     op.in_flight = false;
     op.owner = nullptr;
   }
@@ -409,10 +419,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     op->stopping = false;
     op->keep_alive = op;
     op->owner = this;
-    op->previous = nullptr;
-    op->next = accepting_;
-    if (accepting_) accepting_->previous = op.get();
-    accepting_ = op.get();
+    link(*op, accepting_);
   }
 
   int wait(AcceptOp& op) override { return wait_on(op); }
@@ -494,10 +501,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   }
 
   void untrack(AcceptOp& op) {
-    if (op.previous) op.previous->next = op.next;
-    if (op.next) op.next->previous = op.previous;
-    if (accepting_ == &op) accepting_ = op.next;
-    op.previous = op.next = nullptr;
+    unlink(op, accepting_);
     op.armed = false;
     op.stopping = false;
     op.owner = nullptr;
