@@ -34,4 +34,5 @@ struct Report {
 int main() {
   Report report;
   asyncio::run([&] { seed::timer_test(3, report); });
+  return 0;
 }

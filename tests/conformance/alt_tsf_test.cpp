@@ -90,4 +90,5 @@ void tsf_test() {
 
 int main() {
   asyncio::run(tsf_test);
+  return 0;
 }

@@ -18,4 +18,5 @@ void main_task() {
 
 int main() {
   asyncio::run(main_task);
+  return 0;
 }

@@ -21,4 +21,5 @@ int main_task() {
 
 int main() {
   py::print(asyncio::run(main_task));
+  return 0;
 }

@@ -30,4 +30,5 @@ int main() {
     py::print(*er.what() != '\0' ? er.what() : "can't cancel self");
   }
   global_task = {};
+  return 0;
 }

@@ -37,4 +37,5 @@ void main_task() {
 
 int main() {
   asyncio::run(main_task);
+  return 0;
 }

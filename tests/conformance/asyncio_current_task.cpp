@@ -30,4 +30,5 @@ int main() {
   print_current_task();
   asyncio::run(main_task);
   print_current_task();
+  return 0;
 }

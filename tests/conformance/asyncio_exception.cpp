@@ -53,4 +53,5 @@ int main() {
   run_and_catch(main1);
   run_and_catch(main2);
   run_and_catch(main3);
+  return 0;
 }

@@ -139,4 +139,5 @@ void main_task() {
 
 int main() {
   asyncio::run(main_task);
+  return 0;
 }

@@ -83,4 +83,5 @@ int main() {
   for (int i = 0; i < 8; ++i) {
     asyncio::run(main_task, (i & 4) != 0, (i & 2) != 0, (i & 1) != 0);
   }
+  return 0;
 }

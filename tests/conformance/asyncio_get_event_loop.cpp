@@ -16,4 +16,5 @@ int main() {
   asyncio::Loop& loop = asyncio::get_event_loop();
   (void)loop;  // MicroPython's loop.run_until_complete() is a free function here
   asyncio::run_until_complete(asyncio::create_task(main_task));
+  return 0;
 }

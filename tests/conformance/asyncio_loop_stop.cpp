@@ -42,4 +42,5 @@ int main() {
     py::print("run", i);
     loop->run_forever();
   }
+  return 0;
 }

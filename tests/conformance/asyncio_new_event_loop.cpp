@@ -44,4 +44,5 @@ int main() {
   run_once(asyncio::get_event_loop());
   // Create new event loop, old one should not keep running.
   run_once(asyncio::new_event_loop());
+  return 0;
 }

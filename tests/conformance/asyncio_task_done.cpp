@@ -61,4 +61,5 @@ void main_task() {
 
 int main() {
   asyncio::run(main_task);
+  return 0;
 }

@@ -80,4 +80,5 @@ void main_task() {
 
 int main() {
   asyncio::run(main_task);
+  return 0;
 }

@@ -57,4 +57,5 @@ int main() {
   asyncio::run(test_cancellation_forwarded, false, true);
   asyncio::run(test_cancellation_forwarded, true, true);
   asyncio::run(test_cancellation_forwarded, true, false);
+  return 0;
 }

@@ -57,4 +57,5 @@ void sync_test() {
 int main() {
   asyncio::run_until_complete(asyncio::create_task(async_test));
   sync_test();
+  return 0;
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Runs one conformance port and compares its stdout byte for byte with the expected output.
 
-Usage: compare.py PROGRAM EXPECTED [PATCH]
+Usage: compare.py PROGRAM EXPECTED [PATCH] [-- ARGUMENT...]
 
 EXPECTED is MicroPython's .exp (or CPython's output of the same script where MicroPython has
 none). PATCH, if given, is a unified diff applied to EXPECTED first: it holds only the lines
 that differ because of a deliberate difference, with the reason in its header. The program's
 stderr passes through (the default exception handler logs there). On a mismatch the unified
-diff is printed and the exit status is 1; the program's own failure exits 1 too.
+diff is printed and the exit status is 1; the program's own failure exits 1 too. The
+arguments after "--" go to the program (`conformance NAME` runs the port NAME).
 """
 
 import difflib
@@ -55,15 +56,19 @@ def apply_patch(lines, patch_text):
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
+    args, program_args = sys.argv[1:], []
+    if "--" in args:
+        split = args.index("--")
+        args, program_args = args[:split], args[split + 1:]
+    if len(args) not in (2, 3):
         sys.exit(__doc__)
-    program, expected_path = sys.argv[1], sys.argv[2]
+    program, expected_path = args[0], args[1]
     with open(expected_path, encoding="utf-8") as file:
         expected = file.read().splitlines(keepends=True)
-    if len(sys.argv) == 4:
-        with open(sys.argv[3], encoding="utf-8") as file:
+    if len(args) == 3:
+        with open(args[2], encoding="utf-8") as file:
             expected = apply_patch(expected, file.read())
-    run = subprocess.run([program], stdout=subprocess.PIPE, check=False)
+    run = subprocess.run([program] + program_args, stdout=subprocess.PIPE, check=False)
     actual = run.stdout.decode("utf-8", errors="replace").splitlines(keepends=True)
     if actual != expected:
         sys.stdout.writelines(
