@@ -49,8 +49,7 @@ class EpollBackend final : public LinuxBackend {
 
   const char* name() const override { return "epoll"; }
 
-  void poll_if_ready() override {
-    if (waiters_ == 0) return;
+  void poll_if_ready() override {  // only while a task waits (needs_poll)
     if (port::now() - last_poll_ < kPollIntervalUs) return;
     collect(0);
   }

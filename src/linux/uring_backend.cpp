@@ -130,10 +130,10 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   AcceptIo* accept_io() override { return multishot_accept_ ? this : nullptr; }
 
   void poll_if_ready() override {
-    // Nothing to submit and no task waiting on a descriptor: no completion can matter (flags
-    // come through the loop's own stack; the eventfd's only wakes a blocked wait). Skipping
-    // the ring's shared words keeps the switch as cheap as on epoll.
-    if (waiters_ == 0 && !unsubmitted_) return;
+    // Called only while needs_poll(): with nothing to submit and no task waiting on the ring,
+    // no completion can matter (flags come through the loop's own stack; the eventfd's only
+    // wakes a blocked wait), and leaving the ring's shared words alone keeps the switch as
+    // cheap as on epoll.
     const bool work_pending = IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN;
     if (unsubmitted_ && (work_pending || port::now() - last_submit_ >= kSubmitIntervalUs)) {
       submit_and_collect();
@@ -514,7 +514,6 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   bool multishot_accept_ = false;
   bool poll_first_ = false;
   std::uint32_t generation_ = 0;
-  bool unsubmitted_ = false;
   Micros last_submit_ = 0;
 };
 

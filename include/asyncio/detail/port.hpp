@@ -88,9 +88,13 @@ class IoBackend {
   /// Short lowercase name ("uring", "epoll", "rp2040") for logs and benchmarks.
   virtual const char* name() const = 0;
 
-  /// Called at every task switch (docs/semantics.md#fast-io). Must be cheap when nothing is ready: no system
-  /// call in the common case. Wakes every task whose I/O is ready through Scheduler::wake_io.
+  /// Called at every task switch (docs/semantics.md#fast-io) while needs_poll(). Must be cheap
+  /// when nothing is ready: no system call in the common case. Wakes every task whose I/O is
+  /// ready through Scheduler::wake_io.
   virtual void poll_if_ready() = 0;
+  /// False when poll_if_ready() has nothing to do: no task waits on the backend and it holds
+  /// no request back. The switch path then skips the call. Not virtual, for the same reason.
+  bool needs_poll() const { return waiters_ > 0 || unsubmitted_; }
 
   /// Blocks until `deadline` (absolute, port clock; -1 = no deadline), an I/O event or wake().
   /// May return early (spurious wake-ups are fine). Delivers ready I/O like poll_if_ready.
@@ -148,6 +152,9 @@ class IoBackend {
   int waiters_ = 0;
   /// Set while output is held back (holds_output()); a backend that batches output keeps it.
   bool holds_output_ = false;
+  /// Set while the backend holds requests it has not handed to the platform yet (io_uring's
+  /// submission queue); a backend that batches requests keeps it.
+  bool unsubmitted_ = false;
 };
 
 namespace port {

@@ -198,7 +198,7 @@ class Scheduler {
   /// Polls every source: the backend, the signalled flags and the pollables.
   void poll_sources() {
     const std::uint64_t deliveries_before = io_deliveries_;
-    backend_->poll_if_ready();
+    if (backend_->needs_poll()) backend_->poll_if_ready();
     if (signalled_flags_.load(std::memory_order_relaxed)) drain_signalled_flags();
     if (!pollables_.empty()) poll_pollables();
     ++stats_.io_polls;
