@@ -118,9 +118,14 @@ def build_options(build):
 
 
 def git_describe():
+    """The commit measured, "-dirty" if the tree differs from it outside docs/ (this script
+    rewrites docs/ between runs, which changes nothing that is measured)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], check=True,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                              check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs")
+        return git("describe", "--always") + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
