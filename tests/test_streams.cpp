@@ -15,7 +15,13 @@ using namespace std::chrono_literals;
 
 namespace asyncio::detail {
 extern std::atomic<unsigned long> socket_system_calls;  // src/linux/fd_device.cpp
-}
+// src/linux/uring_backend.cpp
+extern std::atomic<unsigned> uring_test_receive_buffers;
+extern std::atomic<unsigned long> uring_multishot_receives;
+extern std::atomic<unsigned long> uring_receive_fallbacks;
+extern std::atomic<unsigned long> uring_receive_stops;
+std::size_t uring_buffers_lent(Loop& loop);
+}  // namespace asyncio::detail
 
 namespace {
 
@@ -79,6 +85,17 @@ std::pair<asyncio::Stream, asyncio::Stream> pipe_streams() {
   REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
   return {asyncio::open_fd(fds[0]), asyncio::open_fd(fds[1])};
 }
+
+/// io_uring backends created while it lives provide `buffers` receive buffers to the kernel.
+struct PoolSize {
+  explicit PoolSize(unsigned buffers) { asyncio::detail::uring_test_receive_buffers = buffers; }
+  ~PoolSize() { asyncio::detail::uring_test_receive_buffers = 0; }
+  PoolSize(const PoolSize&) = delete;
+  PoolSize& operator=(const PoolSize&) = delete;
+};
+
+/// Multishot receives armed so far (none on epoll, or on io_uring before Linux 6.0).
+unsigned long multishot_receives() { return asyncio::detail::uring_multishot_receives.load(); }
 
 }  // namespace
 
@@ -674,4 +691,115 @@ TEST_CASE("written bytes reach the peer before a busy task runs, in both schedul
     close(fds[1]);
     CHECK(arrived_while_busy);
   }
+}
+
+TEST_CASE("a reader that falls behind stops its receive; every byte arrives once it reads") {
+  // On io_uring a multishot receive holds at most about 64 KiB for a reader that is not
+  // reading (docs/semantics.md#streams); the rest waits in the kernel, as on epoll.
+  test::fresh_loop();
+  const std::string sent = pattern(1 << 20, 5);
+  std::string got;
+  const unsigned long armed = multishot_receives();
+  const unsigned long stops = asyncio::detail::uring_receive_stops.load();
+  asyncio::run([&] {
+    auto [a, b] = socket_streams();
+    auto writer = asyncio::create_task([&b = b, &sent] {
+      b.write(sent);
+      b.drain();
+    });
+    got = a.readexactly(1);  // starts the receive; the rest arrives while this task sleeps
+    asyncio::sleep_ms(100);
+    got += a.readexactly(sent.size() - 1);
+    asyncio::await(writer);
+  });
+  CHECK(got == sent);
+  if (multishot_receives() > armed) CHECK(asyncio::detail::uring_receive_stops.load() > stops);
+}
+
+TEST_CASE("with 4 receive buffers for 20 connections at once, every byte arrives in order") {
+  // Receives that find the pool empty fall back to their own buffers: slower, never stuck.
+  const PoolSize pool(4);
+  test::fresh_loop();
+  constexpr std::size_t kConnections = 20;
+  constexpr std::size_t kBytes = 200'000;
+  std::vector<std::string> got(kConnections);
+  const unsigned long armed = multishot_receives();
+  const unsigned long fallbacks = asyncio::detail::uring_receive_fallbacks.load();
+  asyncio::run([&] {
+    std::vector<asyncio::Task<void>> connections;
+    for (std::size_t i = 0; i < kConnections; ++i) {
+      connections.push_back(asyncio::create_task([&got, i] {
+        auto [a, b] = socket_streams();
+        auto writer = asyncio::create_task([&b = b, i] {
+          b.write(pattern(kBytes, static_cast<unsigned>(i)));
+          b.drain();
+        });
+        got[i] = a.readexactly(kBytes);
+        asyncio::await(writer);
+      }));
+    }
+    for (auto& connection : connections) asyncio::await(connection);
+    CHECK(asyncio::detail::uring_buffers_lent(asyncio::get_event_loop()) == 0);
+  });
+  for (std::size_t i = 0; i < kConnections; ++i) {
+    CAPTURE(i);
+    CHECK(got[i] == pattern(kBytes, static_cast<unsigned>(i)));
+  }
+  if (multishot_receives() > armed) {
+    CHECK(asyncio::detail::uring_receive_fallbacks.load() > fallbacks);
+  }
+}
+
+TEST_CASE("closing a stream with received bytes unread gives their buffers back") {
+  const PoolSize pool(4);
+  test::fresh_loop();
+  asyncio::Loop& loop = asyncio::get_event_loop();
+  const bool uring = std::string(loop.backend_name()) == "uring";
+  std::string last;
+  const std::string large = pattern(200'000, 11);
+  asyncio::run([&] {
+    for (unsigned round = 0; round < 8; ++round) {
+      CAPTURE(round);
+      int fds[2];
+      REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+      asyncio::Stream reader = asyncio::open_fd(fds[0]);
+      const unsigned long armed = multishot_receives();
+      // 10,000 bytes: the receive is still armed at close; 64 KiB: the pool ran dry first.
+      const std::string burst = pattern(round % 2 ? 64 * 1024 : 10'000, round);
+      REQUIRE(send(fds[1], burst.data(), burst.size(), 0) == static_cast<ssize_t>(burst.size()));
+      CHECK(reader.readexactly(1) == burst.substr(0, 1));
+      asyncio::sleep_ms(10);
+      if (uring && multishot_receives() > armed) CHECK(asyncio::detail::uring_buffers_lent(loop) > 0);
+      reader.close();
+      CHECK(asyncio::detail::uring_buffers_lent(loop) == 0);
+      close(fds[1]);
+    }
+    auto [a, b] = socket_streams();
+    auto writer = asyncio::create_task([&b = b, &large] {
+      b.write(large);
+      b.drain();
+    });
+    last = a.readexactly(large.size());
+    asyncio::await(writer);
+  });
+  CHECK(last == large);
+}
+
+TEST_CASE("bytes received but unread when the loop is replaced are read in the next loop") {
+  test::fresh_loop();
+  int fds[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  asyncio::Stream reader = asyncio::open_fd(fds[0]);
+  const std::string burst = pattern(10'000, 9);
+  REQUIRE(send(fds[1], burst.data(), burst.size(), 0) == static_cast<ssize_t>(burst.size()));
+  std::string got;
+  asyncio::run([&] {
+    got = reader.readexactly(1);
+    asyncio::sleep_ms(10);  // the rest arrives into the loop's buffers
+  });
+  test::fresh_loop();
+  asyncio::run([&] { got += reader.readexactly(burst.size() - 1); });
+  CHECK(got == burst);
+  reader.close();
+  close(fds[1]);
 }

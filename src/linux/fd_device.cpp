@@ -45,9 +45,7 @@ OSError fd_error(int error, const char* operation, int fd) {
   return OSError(error, std::string(operation) + " (fd " + std::to_string(fd) + ")");
 }
 
-// A receive's buffer, and the most one send copies: a page is plenty for request/response
-// traffic, and a bulk transfer is not slowed by an extra round trip every 64 KiB.
-constexpr std::size_t kReceiveSize = 16 * 1024;
+// The most one send copies: a bulk transfer is not slowed by an extra round trip every 64 KiB.
 constexpr std::size_t kSendLimit = 64 * 1024;
 
 /// The running loop's native stream I/O (io_uring), or null (epoll, or no loop running).
@@ -64,15 +62,36 @@ void report_error(detail::StreamOp& op, const char* operation, int fd) {
   if (const int error = std::exchange(op.error, 0)) throw fd_error(error, operation, fd);
 }
 
-/// Gives `op` back: freed now, or by its backend once the kernel is done with its buffer.
+/// Gives `op` back: freed now, or by its backend once the kernel is done with its buffers.
 void dispose(detail::StreamOp* op) {
   if (!op) return;
-  if (op->in_flight && op->owner) {
+  // A destroyed backend has cleared the owner of every op it ran.
+  if (op->owner) {
     op->owner->release(op);
-  } else if (!op->in_flight) {
+  } else {
     delete op;
   }
-  // In flight on a backend already destroyed cannot happen: its destructor clears in_flight.
+}
+
+/// Copies what `op` received into `buf`, oldest first: the count.
+std::size_t take_input(detail::StreamOp& op, std::span<std::byte> buf) {
+  std::size_t copied = 0;
+  while (copied < buf.size() && op.held_head < op.held.size()) {
+    detail::HeldChunk& chunk = op.held[op.held_head];
+    const std::size_t n = std::min<std::size_t>(buf.size() - copied, chunk.end - chunk.begin);
+    std::memcpy(buf.data() + copied, chunk.data + chunk.begin, n);
+    chunk.begin += static_cast<std::uint32_t>(n);
+    op.held_bytes -= n;
+    copied += n;
+    if (chunk.begin == chunk.end) op.owner->give_back(op);
+  }
+  if (copied < buf.size() && op.begin < op.end) {
+    const std::size_t n = std::min(buf.size() - copied, op.end - op.begin);
+    std::memcpy(buf.data() + copied, op.buffer.get() + op.begin, n);
+    op.begin += n;
+    copied += n;
+  }
+  return copied;
 }
 
 }  // namespace
@@ -121,19 +140,10 @@ std::ptrdiff_t FdDevice::receive_natively(std::span<std::byte> buf) {
   if (!receiving_) receiving_ = new detail::StreamOp(detail::StreamOp::Kind::kReceive);
   detail::StreamOp& op = *receiving_;
   if (op.in_flight) native_io()->collect();
-  if (op.begin < op.end) {
-    const std::size_t n = std::min(buf.size(), op.end - op.begin);
-    std::memcpy(buf.data(), op.buffer.get() + op.begin, n);
-    op.begin += n;
-    return static_cast<std::ptrdiff_t>(n);
-  }
+  if (op.has_input()) return static_cast<std::ptrdiff_t>(take_input(op, buf));
   report_error(op, "read", fd_);
   if (op.eof) return 0;
   if (!op.in_flight) {
-    if (!op.buffer) {
-      op.buffer = std::make_unique_for_overwrite<std::byte[]>(kReceiveSize);
-      op.capacity = kReceiveSize;
-    }
     op.begin = op.end = 0;
     native_io()->start(op, fd_);
   }
@@ -179,7 +189,7 @@ void FdDevice::wait(unsigned events) {
     // Something to read already (data, the end, an error), or a receive to start first.
     if (receiving_ && receiving_->in_flight) io->collect();
     const detail::StreamOp* op = receiving_;
-    if (op && (op->begin < op->end || op->error != 0 || op->eof)) return;
+    if (op && (op->has_input() || op->error != 0 || op->eof)) return;
     if (!op || !op->in_flight) receive_natively({});
   }
   detail::StreamOp* op = events == POLL_RD ? receiving_ : sending_;

@@ -25,25 +25,48 @@ struct FdWaiters {
 
 class StreamIo;
 
+/// Bytes a multishot receive put into one of the backend's provided buffers, not yet read.
+struct HeldChunk {
+  const std::byte* data;
+  std::uint32_t begin;  // the unread bytes are data[begin, end)
+  std::uint32_t end;
+  std::uint16_t id;     // the buffer's id in the backend's ring, to give it back
+};
+
 /// One receive or send that the backend performs itself (StreamIo), with its buffer. Owned by
 /// the device that started it, or by the backend once that device is closed while the kernel
 /// may still use the buffer.
+///
+/// A receive runs in one of two ways. Multishot (io_uring 6.0+): one request stays armed and
+/// the kernel picks a buffer from the backend's shared pool only when data arrives, so an idle
+/// connection holds no buffer; what arrived waits in `held`. Otherwise one receive at a time
+/// into `buffer`, the op's own. Bytes in `held` always precede those in `buffer`.
 struct StreamOp {
   enum class Kind : unsigned char { kReceive, kSend };
+  /// The size of a receive's own buffer.
+  static constexpr std::size_t kOwnReceiveSize = 16 * 1024;
   explicit StreamOp(Kind k) : kind(k) {}
+  /// Unread bytes in `held` or `buffer`.
+  bool has_input() const { return held_head < held.size() || begin < end; }
+
   std::unique_ptr<std::byte[]> buffer;
   std::size_t capacity = 0;
   std::size_t begin = 0;  // receive: the bytes not yet read are [begin, end); send: not yet sent
   std::size_t end = 0;
+  std::vector<HeldChunk> held;  // multishot: received and unread, oldest at held_head
+  std::size_t held_head = 0;
+  std::size_t held_bytes = 0;
   int fd = -1;
   int error = 0;          // errno of a failed operation, until the device reports it
   Kind kind;
   bool eof = false;       // a receive met the end of the stream
   bool in_flight = false;
+  bool multishot = false;  // the receive in flight is a multishot one
+  bool stopping = false;   // its cancellation is submitted (back-pressure or release)
   bool orphaned = false;  // the device is gone: the backend frees this at completion
   TaskRecord* waiter = nullptr;
-  StreamIo* owner = nullptr;  // the backend running it, while in flight
-  StreamOp* previous = nullptr;  // the owner's list of operations in flight
+  StreamIo* owner = nullptr;  // the backend, while the op is in flight or holds its buffers
+  StreamOp* previous = nullptr;  // the owner's list of those operations
   StreamOp* next = nullptr;
 };
 
@@ -60,10 +83,12 @@ class StreamIo {
   virtual int wait(StreamOp& op) = 0;
   /// Ends the wait on `op`, if any, with `error`.
   virtual void abort(StreamOp& op, int error) = 0;
+  /// The oldest of op.held has been read to its end: its buffer goes back to the pool.
+  virtual void give_back(StreamOp& op) = 0;
   /// Handles completions already posted, without blocking.
   virtual void collect() = 0;
-  /// The device closes with `op` in flight: a receive is cancelled, a send finishes; either
-  /// way the backend frees `op`. Submits at once, so that the kernel holds the socket before
+  /// The device closes with `op` in flight or holding buffers: a receive is cancelled, a send
+  /// finishes, held buffers go back unread; either way the backend frees `op`. Submits at once, so that the kernel holds the socket before
   /// its descriptor is closed (and possibly reused).
   virtual void release(StreamOp* op) = 0;
 
@@ -199,6 +224,18 @@ class WakeFd {
 extern std::atomic<int> uring_test_init_error;
 /// Tests only: true makes io_uring backends created afterwards go without multishot accept.
 extern std::atomic<bool> uring_test_no_multishot_accept;
+/// Tests only: true makes io_uring backends created afterwards receive without multishot.
+extern std::atomic<bool> uring_test_no_multishot_receive;
+/// Tests only: non-zero sets the size of the provided buffer pool of backends created
+/// afterwards (a power of two).
+extern std::atomic<unsigned> uring_test_receive_buffers;
+/// Tests only: multishot receives armed; receives that found the pool empty and used their
+/// own buffer; multishot receives stopped because their reader fell behind (back-pressure).
+extern std::atomic<unsigned long> uring_multishot_receives;
+extern std::atomic<unsigned long> uring_receive_fallbacks;
+extern std::atomic<unsigned long> uring_receive_stops;
+/// Tests only: buffers of `loop`'s provided pool that streams hold (0 when it has none).
+std::size_t uring_buffers_lent(Loop& loop);
 
 IoBackend* make_epoll_backend(Loop& loop);
 IoBackend* make_uring_backend(Loop& loop);

@@ -26,16 +26,28 @@
 // batches, rather than a readiness wait followed by recv() and send() system calls. At 100
 // echo connections that turns three system calls per request into a share of one batch.
 //
+// Where the kernel has multishot receive (6.0+), a socket's receive is one long-lived request
+// into a pool of buffers the loop provides to the kernel (a provided buffer ring): the kernel
+// takes a buffer only when data arrives, so an idle connection holds none, and a receive is
+// not submitted again after every read. What arrives stays in its pool buffer until read (a
+// cancelled reader loses nothing). A reader that falls kHeldLimit bytes behind stops the
+// request until it has read them (back-pressure). A receive that finds the pool empty runs
+// once into the connection's own buffer, as everywhere without multishot receive.
+//
 // Servers accept through one multishot accept per listening socket (AcceptIo, 5.19+): each
 // connection is a completion carrying a ready descriptor, with no readiness wait and no
 // accept4() per connection. The kernel lacks it: servers wait for readiness, as on epoll.
 #include <liburing.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
+#include <string_view>
 
 #include "asyncio/errors.hpp"
 #include "asyncio/loop.hpp"
@@ -46,6 +58,11 @@ namespace asyncio::detail {
 
 std::atomic<int> uring_test_init_error{0};
 std::atomic<bool> uring_test_no_multishot_accept{false};
+std::atomic<bool> uring_test_no_multishot_receive{false};
+std::atomic<unsigned> uring_test_receive_buffers{0};
+std::atomic<unsigned long> uring_multishot_receives{0};
+std::atomic<unsigned long> uring_receive_fallbacks{0};
+std::atomic<unsigned long> uring_receive_stops{0};
 
 namespace {
 
@@ -59,6 +76,14 @@ constexpr std::uint64_t kIgnoreTag = ~std::uint64_t{0} - 1;  // POLL_REMOVE's ow
 /// request is stopped; the rest wait in the listen backlog. A soft bound: completions already
 /// posted when it is reached still join the queue.
 constexpr std::size_t kAcceptQueueLimit = 128;
+/// The provided buffer pool: one receive completion fills at most one buffer. 1,024 buffers
+/// let that many connections each hold one unread arrival; the memory is committed only as
+/// the kernel writes to it.
+constexpr unsigned kPoolBuffers = 1024;  // a power of two
+constexpr unsigned kPoolBufferSize = 4096;
+constexpr unsigned short kPoolGroup = 0;
+/// Unread bytes at which a connection's multishot receive is stopped until they are read.
+constexpr std::size_t kHeldLimit = 64 * 1024;
 
 /// A wait's user_data: descriptor, direction and a generation, so that the completion of a
 /// withdrawn wait is recognised as stale even if the descriptor has a new waiter since. Its
@@ -107,12 +132,16 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     // emptied the socket waits for data rather than first trying a recv that fails.
     poll_first_ = flags != 0;
     multishot_accept_ = probe_multishot_accept();
+    multishot_receive_ = probe_multishot_receive();
     log_message(
         LogLevel::debug,
         std::string("io_uring: setup flags ") + (flags != 0 ? "on" : "off (kernel < 6.1)") +
             " (defer_taskrun, single_issuer, taskrun_flag), registered ring fd: " +
             (registered ? "yes" : "no") + ", server accept: " +
-            (multishot_accept_ ? "multishot" : "readiness + accept4 (no multishot accept)"));
+            (multishot_accept_ ? "multishot" : "readiness + accept4 (no multishot accept)") +
+            ", socket receive: " +
+            (multishot_receive_ ? "multishot into provided buffers"
+                                : "one at a time into each connection's buffer"));
     arm_wake();
     submit_and_collect();
   }
@@ -121,11 +150,17 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     io_uring_queue_exit(&ring_);  // cancels what is in flight: no buffer is written after this
     while (StreamOp* op = in_flight_) {
       untrack(*op);
-      if (op->orphaned) delete op;
+      if (op->orphaned) {
+        delete op;
+      } else {
+        keep_held_input(*op);
+      }
     }
+    if (pool_) munmap(pool_, pool_bytes());
   }
 
   const char* name() const override { return "uring"; }
+  std::size_t buffers_lent() const { return lent_; }
   StreamIo* stream_io() override { return this; }
   AcceptIo* accept_io() override { return multishot_accept_ ? this : nullptr; }
 
@@ -266,10 +301,18 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   /// Multishot accept came with 5.19, as IORING_OP_SOCKET did: the probe cannot see the flag
   /// itself, so it asks for the opcode.
   bool probe_multishot_accept() {
-    if (uring_test_no_multishot_accept.load()) return false;
+    return !uring_test_no_multishot_accept.load() && has_opcode(IORING_OP_SOCKET);
+  }
+
+  /// Multishot receive came with 6.0, as IORING_OP_SEND_ZC did (the same probe limit).
+  bool probe_multishot_receive() {
+    return !uring_test_no_multishot_receive.load() && has_opcode(IORING_OP_SEND_ZC);
+  }
+
+  bool has_opcode(int opcode) {
     io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
     if (!probe) return false;
-    const bool supported = io_uring_opcode_supported(probe, IORING_OP_SOCKET) != 0;
+    const bool supported = io_uring_opcode_supported(probe, opcode) != 0;
     io_uring_free_probe(probe);
     return supported;
   }
@@ -294,7 +337,9 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     if ((tag & 3) == 3) {
       return accepted(*reinterpret_cast<AcceptOp*>(tag & ~std::uint64_t{3}), result, flags);
     }
-    if (tag & 1) return completed(*reinterpret_cast<StreamOp*>(tag & ~std::uint64_t{1}), result);
+    if (tag & 1) {
+      return completed(*reinterpret_cast<StreamOp*>(tag & ~std::uint64_t{1}), result, flags);
+    }
     const int fd = static_cast<int>(tag >> 32);
     const unsigned direction = (tag & (1ull << 31)) ? kPollWrite : kPollRead;
     FdWaiters& entry = waiters(fd);
@@ -326,13 +371,23 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
 
   void start(StreamOp& op, int fd) override {
     op.fd = fd;
+    op.multishot = op.kind == StreamOp::Kind::kReceive && pool_ready();
+    if (op.multishot) uring_multishot_receives.fetch_add(1, std::memory_order_relaxed);
     submit_op(op);
     track(op);
   }
 
   void submit_op(StreamOp& op) {
     io_uring_sqe* sqe = next_sqe();
-    if (op.kind == StreamOp::Kind::kReceive) {
+    if (op.kind == StreamOp::Kind::kReceive && op.multishot) {
+      io_uring_prep_recv_multishot(sqe, op.fd, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = kPoolGroup;
+    } else if (op.kind == StreamOp::Kind::kReceive) {
+      if (!op.buffer) {
+        op.buffer = std::make_unique_for_overwrite<std::byte[]>(StreamOp::kOwnReceiveSize);
+        op.capacity = StreamOp::kOwnReceiveSize;
+      }
       io_uring_prep_recv(sqe, op.fd, op.buffer.get() + op.end, op.capacity - op.end, 0);
       if (poll_first_) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     } else {
@@ -355,6 +410,16 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     scheduler_of(loop_).wake_io(task, kPollError);
   }
 
+  void give_back(StreamOp& op) override {
+    recycle(op.held[op.held_head].id);
+    --lent_;
+    if (++op.held_head == op.held.size()) {
+      op.held.clear();
+      op.held_head = 0;
+      if (!op.in_flight) untrack(op);
+    }
+  }
+
   void collect() override {
     if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&ring_);
     if (io_uring_cq_ready(&ring_)) reap();
@@ -362,16 +427,31 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
 
   void release(StreamOp* op) override {
     abort(*op, EBADF);
-    op->orphaned = true;
-    if (op->kind == StreamOp::Kind::kReceive) {
-      io_uring_sqe* sqe = next_sqe();
-      io_uring_prep_cancel64(sqe, op_tag(op), 0);
-      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    while (op->held_head < op->held.size()) {
+      recycle(op->held[op->held_head++].id);
+      --lent_;
     }
+    op->held.clear();
+    op->held_head = op->held_bytes = 0;
+    if (!op->in_flight) {
+      untrack(*op);
+      delete op;
+      return;
+    }
+    op->orphaned = true;
+    if (op->kind == StreamOp::Kind::kReceive && !op->stopping) cancel(*op);
     submit_and_collect();
   }
 
-  void completed(StreamOp& op, int result) {
+  void cancel(StreamOp& op) {
+    op.stopping = true;
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, op_tag(&op), 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
+  }
+
+  void completed(StreamOp& op, int result, unsigned flags) {
+    if (op.multishot) return received(op, result, flags);
     const bool receive = op.kind == StreamOp::Kind::kReceive;
     // The descriptor of an orphaned operation may be closed and reused: never resubmit one.
     const bool retry = (result == -EAGAIN || result == -EINTR) && !op.orphaned;
@@ -384,20 +464,78 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     } else if (result < 0 && result != -ECANCELED) {
       op.error = -result;
     }
-    untrack(op);
+    settle(op, receive ? kPollRead : kPollWrite);
+  }
+
+  /// A multishot receive's completion: one buffer of the pool filled, or the request's end.
+  void received(StreamOp& op, int result, unsigned flags) {
+    const bool more = flags & IORING_CQE_F_MORE;
+    if (result > 0) {
+      const auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+      if (op.orphaned) {
+        recycle(id);
+      } else {
+        op.held.push_back({pool_buffer(id), 0, static_cast<std::uint32_t>(result), id});
+        ++lent_;
+        op.held_bytes += static_cast<std::size_t>(result);
+        if (more && !op.stopping && op.held_bytes >= kHeldLimit) {
+          uring_receive_stops.fetch_add(1, std::memory_order_relaxed);
+          cancel(op);
+        }
+      }
+    } else if (result == 0) {
+      op.eof = true;
+    } else if (!more && !op.orphaned && result != -ECANCELED) {
+      if (result == -EAGAIN || result == -EINTR) return submit_op(op);
+      if (result == -EINVAL && op.held.empty()) {
+        // The kernel refuses the request after all: every receive goes one at a time.
+        multishot_receive_ = false;
+        log_message(LogLevel::debug, "io_uring: multishot receive refused (EINVAL); using "
+                                     "one receive at a time");
+      }
+      if (result == -ENOBUFS || result == -EINVAL) {
+        // Held bytes come first; with none, a reader may be waiting: receive once into the
+        // op's own buffer rather than leave it without progress.
+        if (!op.held.empty()) return settle(op, kPollRead);
+        uring_receive_fallbacks.fetch_add(1, std::memory_order_relaxed);
+        op.multishot = false;
+        op.stopping = false;
+        op.begin = op.end = 0;
+        return submit_op(op);
+      }
+      op.error = -result;
+    }
+    if (!more) {
+      settle(op, kPollRead);
+    } else if (result > 0) {
+      wake_waiter(op, kPollRead);
+    }
+  }
+
+  /// `op` is no longer in flight: freed if orphaned, otherwise its waiter is woken.
+  void settle(StreamOp& op, unsigned bits) {
+    op.in_flight = false;
+    op.multishot = false;
+    op.stopping = false;
+    if (op.held_head == op.held.size()) untrack(op);
     if (op.orphaned) {
       delete &op;
       return;
     }
+    wake_waiter(op, bits);
+  }
+
+  void wake_waiter(StreamOp& op, unsigned bits) {
     if (TaskRecord* task = op.waiter) {
       stop_waiting(op);
       task->io_error = 0;
-      scheduler_of(loop_).wake_io(task, receive ? kPollRead : kPollWrite);
+      scheduler_of(loop_).wake_io(task, bits);
     }
   }
 
   void track(StreamOp& op) {
     op.in_flight = true;
+    if (op.owner) return;  // still holds buffers of the pool
     op.owner = this;
     link(op, in_flight_);
   }
@@ -405,7 +543,87 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   void untrack(StreamOp& op) {
     unlink(op, in_flight_);
     op.in_flight = false;
+    op.multishot = false;
+    op.stopping = false;
     op.owner = nullptr;
+  }
+
+  /// The loop goes while `op` holds buffers of the pool: their bytes move to its own buffer,
+  /// ahead of what that buffer holds, so that a later reader still gets them.
+  static void keep_held_input(StreamOp& op) {
+    if (op.held_head == op.held.size()) return;
+    const std::size_t own = op.end - op.begin;
+    const std::size_t total = op.held_bytes + own;
+    const std::size_t capacity = std::max(total, StreamOp::kOwnReceiveSize);
+    auto buffer = std::make_unique_for_overwrite<std::byte[]>(capacity);
+    std::size_t at = 0;
+    for (std::size_t i = op.held_head; i < op.held.size(); ++i) {
+      const HeldChunk& chunk = op.held[i];
+      std::memcpy(buffer.get() + at, chunk.data + chunk.begin, chunk.end - chunk.begin);
+      at += chunk.end - chunk.begin;
+    }
+    if (own > 0) std::memcpy(buffer.get() + at, op.buffer.get() + op.begin, own);
+    op.buffer = std::move(buffer);
+    op.capacity = capacity;
+    op.begin = 0;
+    op.end = total;
+    op.held.clear();
+    op.held_head = op.held_bytes = 0;
+  }
+
+  // ---- The provided buffer pool ----
+
+  /// Sets the pool up at the first receive that can use it: false if multishot receive is
+  /// unavailable or the kernel refuses the pool (receives then use their own buffers).
+  bool pool_ready() {
+    if (pool_ || !multishot_receive_) return multishot_receive_;
+    const unsigned wanted = uring_test_receive_buffers.load();
+    pool_size_ = wanted != 0 ? wanted : kPoolBuffers;
+    void* memory = mmap(nullptr, pool_bytes(), PROT_READ | PROT_WRITE,
+                        MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    int error = memory == MAP_FAILED ? errno : 0;
+    if (error == 0) {
+      pool_ring_ = static_cast<io_uring_buf_ring*>(memory);
+      io_uring_buf_ring_init(pool_ring_);
+      io_uring_buf_reg registration{};
+      registration.ring_addr = reinterpret_cast<std::uintptr_t>(memory);
+      registration.ring_entries = pool_size_;
+      registration.bgid = kPoolGroup;
+      error = -io_uring_register_buf_ring(&ring_, &registration, 0);
+      if (error != 0) munmap(memory, pool_bytes());
+    }
+    if (error != 0) {
+      multishot_receive_ = false;
+      log_message(LogLevel::debug, std::string("io_uring: no provided buffer pool (") +
+                                       std::strerror(error) + "); using one receive at a time");
+      return false;
+    }
+    pool_ = static_cast<std::byte*>(memory);
+    for (unsigned id = 0; id < pool_size_; ++id) {
+      io_uring_buf_ring_add(pool_ring_, pool_buffer(static_cast<std::uint16_t>(id)),
+                            kPoolBufferSize, static_cast<unsigned short>(id),
+                            io_uring_buf_ring_mask(pool_size_), static_cast<int>(id));
+    }
+    io_uring_buf_ring_advance(pool_ring_, static_cast<int>(pool_size_));
+    return true;
+  }
+
+  /// The ring of buffer descriptors, then the buffers, each in whole pages.
+  std::size_t ring_bytes() const {
+    const std::size_t bytes = pool_size_ * sizeof(io_uring_buf);
+    return (bytes + 4095) & ~std::size_t{4095};
+  }
+  std::size_t pool_bytes() const {
+    return ring_bytes() + std::size_t{pool_size_} * kPoolBufferSize;
+  }
+  std::byte* pool_buffer(std::uint16_t id) const {
+    return pool_ + ring_bytes() + std::size_t{id} * kPoolBufferSize;
+  }
+
+  void recycle(std::uint16_t id) {
+    io_uring_buf_ring_add(pool_ring_, pool_buffer(id), kPoolBufferSize, id,
+                          io_uring_buf_ring_mask(pool_size_), 0);
+    io_uring_buf_ring_advance(pool_ring_, 1);
   }
 
   // ---- AcceptIo ----
@@ -512,6 +730,11 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
   StreamOp* in_flight_ = nullptr;  // every StreamOp started and not completed
   AcceptOp* accepting_ = nullptr;  // every multishot accept armed and not ended
   bool multishot_accept_ = false;
+  bool multishot_receive_ = false;
+  std::byte* pool_ = nullptr;  // the provided buffer pool: set up at the first receive
+  io_uring_buf_ring* pool_ring_ = nullptr;
+  unsigned pool_size_ = 0;
+  std::size_t lent_ = 0;  // pool buffers in streams' `held`
   bool poll_first_ = false;
   std::uint32_t generation_ = 0;
   Micros last_submit_ = 0;
@@ -520,5 +743,11 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
 }  // namespace
 
 IoBackend* make_uring_backend(Loop& loop) { return new UringBackend(loop); }
+
+std::size_t uring_buffers_lent(Loop& loop) {
+  IoBackend& backend = scheduler_of(loop).backend();
+  if (std::string_view(backend.name()) != "uring") return 0;
+  return static_cast<const UringBackend&>(backend).buffers_lent();
+}
 
 }  // namespace asyncio::detail

@@ -9,6 +9,13 @@ namespace asyncio::detail {
 
 std::atomic<int> uring_test_init_error{0};
 std::atomic<bool> uring_test_no_multishot_accept{false};
+std::atomic<bool> uring_test_no_multishot_receive{false};
+std::atomic<unsigned> uring_test_receive_buffers{0};
+std::atomic<unsigned long> uring_multishot_receives{0};
+std::atomic<unsigned long> uring_receive_fallbacks{0};
+std::atomic<unsigned long> uring_receive_stops{0};
+
+std::size_t uring_buffers_lent(Loop&) { return 0; }
 
 IoBackend* make_uring_backend(Loop&) {
   throw OSError(ENOSYS, "io_uring backend not built (liburing was not found at meson setup)");
