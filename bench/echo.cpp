@@ -14,7 +14,9 @@
 //                   that arrives within the window is answered without a sleep and a wake-up,
 //                   at the cost of that spin's CPU. Asio has no equivalent. And the same with
 //                   BusyPoll::kAdaptive ("uring_adaptive"): the window adapts between 0 and
-//                   that ceiling to how long the waits turn out to be. Each server
+//                   that ceiling to how long the waits turn out to be. "uring_pool": io_uring
+//                   with set_receive_pool(true), a multishot receive per connection into the
+//                   loop's shared buffers. Each server
 //                   runs on its own thread, the client on the main thread. The implementations
 //                   take turns, rotating, in every round, so that noise from co-tenants on this
 //                   shared 2-vCPU VM hits them alike; a figure is the median over the rounds.
@@ -37,7 +39,7 @@
 //
 // With --json every point is one line:
 //   {"bench":"echo","impl":"uring"|"epoll"|"boost_asio"|"raw_uring"|"uring_2loops"|
-//            "uring_busy_poll"|"uring_adaptive",
+//            "uring_busy_poll"|"uring_adaptive"|"uring_pool",
 //    "connections":N,"requests_per_sec":X,"p99_us":X,"server_cpu_us_per_request":X,
 //    "busy_poll_us":N,"vs_boost_asio":X,"vs_raw_uring":X}   (busy_poll_us: the window, or the
 //    adaptive window's ceiling; vs_*: requests/s over that server's, null when not run)
@@ -160,7 +162,7 @@ constexpr const char* kUsage =
     "usage: echo [--json] [--quick] [--rounds 5] [--seconds 0.6] [--connections 1,100,1000]\n"
     "            [--size 64]\n"
     "            [--impl uring,epoll,boost_asio,raw_uring,uring_2loops,uring_busy_poll,\n"
-    "                    uring_adaptive]\n"
+    "                    uring_adaptive,uring_pool]\n"
     "            [--busy-poll-us 200]\n"
     "            [--client-engine auto|uring|epoll] [--under-load-client spin|block]\n"
     "            [--parts echo,echo_under_load,write_nocopy] [--load-connections 6]\n"
@@ -196,6 +198,7 @@ class AsyncioEchoServer {
     asyncio::BusyPoll busy_poll_mode = asyncio::BusyPoll::kFixed;
     bool reuse_port = false;  // SO_REUSEPORT: another server's loop may share the port
     std::uint16_t port = 0;   // 0: a free one
+    bool receive_pool = false;  // set_receive_pool(true)
   };
 
   explicit AsyncioEchoServer(Config config) {
@@ -225,7 +228,10 @@ class AsyncioEchoServer {
   void serve(const Config& config) {
     bool started = false;
     try {
+      // Read when the loop's backend is made; servers start one at a time.
+      asyncio::set_receive_pool(config.receive_pool);
       bench::use_backend(config.backend);
+      asyncio::set_receive_pool(false);
       asyncio::roundrobin(!config.fast_io);
       asyncio::get_event_loop().set_busy_poll(config.busy_poll_us, config.busy_poll_mode);
       asyncio::run([&] {
@@ -398,6 +404,12 @@ void run_echo(const Settings& settings) {
         AsyncioEchoServer::Config{
             .backend = "uring", .busy_poll_us = settings.busy_poll_us, .busy_poll_mode = mode}));
     impls.push_back(echo_impl(name, *server, settings.busy_poll_us));
+  }
+  if (bench::selected(settings.impl_filter, "uring_pool") &&
+      !bench::available_backends("uring").empty()) {
+    auto& server = asyncio_servers.emplace_back(std::make_unique<AsyncioEchoServer>(
+        AsyncioEchoServer::Config{.backend = "uring", .receive_pool = true}));
+    impls.push_back(echo_impl("uring_pool", *server));
   }
   // Thread per core: two io_uring loops, each on its own thread, serving one port.
   if (bench::selected(settings.impl_filter, "uring_2loops") &&

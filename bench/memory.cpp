@@ -3,15 +3,28 @@
 // and finishes cleanly. Boost.Fiber's fibers (its default stack) blocked the same way are the
 // reference. The targets: peak RSS <= 1 GiB, at most 5,000 bytes per task.
 //
+// --wait read: 5,000 idle connections, each a task that has read one 100-byte request from
+// its socket and waits to read again: the memory a server's idle connection costs, with a
+// receive buffer per connection (the default) and with set_receive_pool(true) ("uring_pool").
+// The connections open one after another, each request read before the next connection
+// opens, as clients arriving over time (a burst of unread requests beyond the pool's 1,024
+// buffers falls back to per-connection buffers, and costs what the default does). On
+//
 // One measurement per process: VmHWM is a high-water mark and never goes down, so each impl
 // is measured in a child process of its own, which sends its figures back through a pipe.
 
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/fiber/all.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -21,12 +34,17 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: memory [--json] [--quick] [--tasks 100000] [--wait event|sleep] [--backend auto]\n"
-    "              [--stack-size BYTES] [--impl asyncio,boost_fiber]\n"
+    "usage: memory [--json] [--quick] [--tasks 100000] [--wait event|sleep|read]\n"
+    "              [--backend auto] [--stack-size BYTES] [--impl asyncio,boost_fiber,uring_pool]\n"
     "Peak RSS and bytes per task of N tasks blocked at once. --wait event: the tasks wait on\n"
     "one Event, then it is set; --wait sleep: they sleep for an hour, then are cancelled.\n"
     "boost_fiber: as many Boost.Fiber fibers with its default stack, blocked on one condition\n"
-    "variable (event) or in a long sleep_for (sleep, then woken by a flag and a notify).\n";
+    "variable (event) or in a long sleep_for (sleep, then woken by a flag and a notify).\n"
+    "--wait read (default 5,000 tasks): each task reads a 100-byte request from a socket and\n"
+    "waits to read again (one connection after another); the peers then close. uring_pool:\n"
+    "io_uring with set_receive_pool(true), receiving into buffers the loop shares.\n";
+
+constexpr std::size_t kRequestBytes = 100;
 
 // Long enough that no sleeping task wakes during a run: they are cancelled long before.
 constexpr std::int64_t kLongSleepMs = 3'600'000;
@@ -35,6 +53,7 @@ struct Settings {
   bool json = false;
   int tasks = 0;
   bool sleep = false;
+  bool read = false;
   std::string backend;
   std::size_t stack_size = 0;
   std::string impl_filter;
@@ -49,9 +68,49 @@ struct Result {
   char impl[16] = {};
 };
 
+/// --wait read: a connection per task; each reads a request, then waits on its socket until
+/// the peer closes.
+Result measure_connections(const Settings& settings) {
+  Result result;
+  asyncio::run([&] {
+    const auto n = static_cast<std::size_t>(settings.tasks);
+    std::vector<asyncio::Task<void>> tasks;
+    std::vector<int> peers;
+    tasks.reserve(n);
+    peers.reserve(n);
+    std::size_t answered = 0;
+    const std::string request(kRequestBytes, 'r');
+    result.rss_before = bench::current_rss_bytes();
+    std::int64_t start = bench::now_ns();
+    for (std::size_t i = 0; i < n; ++i) {
+      int fds[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        throw std::runtime_error("socketpair: " + std::string(std::strerror(errno)));
+      }
+      peers.push_back(fds[1]);
+      tasks.push_back(asyncio::create_task([&, stream = asyncio::open_fd(fds[0])]() mutable {
+        if (stream.readexactly(kRequestBytes).size() == kRequestBytes) ++answered;
+        if (stream.read(1).empty()) ++result.finished;  // the peer's close
+      }));
+      if (send(fds[1], request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+        throw std::runtime_error("send: " + std::string(std::strerror(errno)));
+      }
+      while (answered <= i) asyncio::sleep_ms(0);
+    }
+    result.create_ms = static_cast<double>(bench::now_ns() - start) / 1e6;
+    result.peak_rss = bench::peak_rss_bytes();
+    start = bench::now_ns();
+    for (const int peer : peers) close(peer);
+    asyncio::gather(asyncio::return_exceptions, tasks);
+    result.release_ms = static_cast<double>(bench::now_ns() - start) / 1e6;
+  });
+  return result;
+}
+
 /// Creates every task, lets each run until it blocks, reads the high-water mark, then
 /// releases them all and waits for every one to end.
 Result measure(const Settings& settings) {
+  if (settings.read) return measure_connections(settings);
   Result result;
   asyncio::run([&] {
     asyncio::Event release;
@@ -174,16 +233,31 @@ Settings parse(int argc, char** argv) {
   Settings settings;
   settings.json = args.flag("--json");
   bool quick = args.flag("--quick");
-  // The target's figure is for 100,000 tasks; a tenth of that is enough for a smoke run.
-  settings.tasks = static_cast<int>(args.number("--tasks", quick ? 10'000 : 100'000));
   std::string wait = args.text("--wait", "event");
   settings.sleep = wait == "sleep";
+  settings.read = wait == "read";
+  // The target's figure is for 100,000 tasks; a tenth of that is enough for a smoke run. A
+  // connection takes two descriptors.
+  const int tasks = settings.read ? (quick ? 500 : 5'000) : (quick ? 10'000 : 100'000);
+  settings.tasks = static_cast<int>(args.number("--tasks", tasks));
   settings.backend = args.text("--backend", "auto");
   settings.stack_size = static_cast<std::size_t>(args.number("--stack-size", 0));
   settings.impl_filter = args.text("--impl", "");
   args.require(settings.tasks >= 1, "--tasks must be positive");
-  args.require(wait == "event" || wait == "sleep", "--wait is event or sleep");
+  args.require(wait == "event" || wait == "sleep" || wait == "read",
+               "--wait is event, sleep or read");
   args.finish();
+  if (settings.read) {
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    const auto needed = static_cast<rlim_t>(settings.tasks) * 2 + 100;
+    args.require(limit.rlim_cur >= needed,
+                 "--tasks: " + std::to_string(settings.tasks) + " connections need " +
+                     std::to_string(needed) + " descriptors; the limit is " +
+                     std::to_string(limit.rlim_cur));
+  }
   return settings;
 }
 
@@ -201,7 +275,18 @@ int main(int argc, char** argv) {
       return result;
     }));
   }
-  if (bench::selected(settings.impl_filter, "boost_fiber")) {
+  // The receive pool only differs from the default where there are sockets.
+  if (settings.read && std::string(settings.backend) != "epoll" &&
+      bench::selected(settings.impl_filter, "uring_pool")) {
+    results.push_back(in_child([&] {
+      asyncio::set_receive_pool(true);
+      asyncio::new_event_loop(asyncio::Loop::Options{.backend = "uring"});
+      Result result = measure(settings);
+      std::snprintf(result.impl, sizeof result.impl, "uring_pool");
+      return result;
+    }));
+  }
+  if (!settings.read && bench::selected(settings.impl_filter, "boost_fiber")) {
     results.push_back(in_child([&] {
       Result result = measure_boost_fiber(settings);
       std::snprintf(result.impl, sizeof result.impl, "boost_fiber");
@@ -224,11 +309,13 @@ int main(int argc, char** argv) {
           .add("bench", "memory")
           .add("impl", std::string(result.impl))
           .add("tasks", settings.tasks)
+          .add("wait", settings.read ? "read" : settings.sleep ? "sleep" : "event")
           .add("peak_rss_bytes", result.peak_rss)
           .add("bytes_per_task", per_task)
           .print();
     }
-    table.add_row({result.impl, std::to_string(settings.tasks), settings.sleep ? "sleep" : "event",
+    table.add_row({result.impl, std::to_string(settings.tasks),
+                   settings.read ? "read" : settings.sleep ? "sleep" : "event",
                    bench::fixed(static_cast<double>(result.rss_before) / (1 << 20), 1),
                    bench::fixed(static_cast<double>(result.peak_rss) / (1 << 20), 1),
                    bench::fixed(per_task, 0), bench::fixed(result.create_ms, 1),

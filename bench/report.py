@@ -46,6 +46,7 @@ RUNS = [
     ("timers", "bench/timers", ["--rounds", "3"], True),
     ("wake", "bench/wake", [], True),
     ("memory", "bench/memory", [], True),
+    ("memory", "bench/memory", ["--wait", "read"], True),
     ("power", "bench/power", [], True),
     ("echo", "bench/echo", [], True),
 ]
@@ -341,13 +342,20 @@ What it measures: the peak resident memory of N tasks blocked at once (on one `E
 a long sleep), and the bytes each costs. One backend per process, since the peak never goes
 down. Command: `build/bench/memory --json` (100,000 tasks; 10,000 with `--quick`). Target:
 100,000 tasks in at most 1 GiB.
+
+With `--wait read`, each task is an idle connection: it has read one 100-byte request from its
+socket and waits to read again (5,000 connections, opened one after another; 500 with
+`--quick`). `uring_pool` is io_uring with `set_receive_pool(true)`: the sockets receive into
+buffers the loop shares rather than each into its own. Command: `build/bench/memory --json
+--wait read`.
 """]
     records = load("memory")
     if not records:
         return out + ["No data yet."]
-    rows = [[r["impl"], number(r["tasks"]), number(r["peak_rss_bytes"] / 2 ** 20) + " MiB",
-             number(r["bytes_per_task"])] for r in records]
-    out.append(table(["impl", "tasks", "peak RSS", "bytes per task"], rows))
+    rows = [[r["impl"], r.get("wait", "event"), number(r["tasks"]),
+             number(r["peak_rss_bytes"] / 2 ** 20) + " MiB", number(r["bytes_per_task"])]
+            for r in records]
+    out.append(table(["impl", "waiting on", "tasks", "peak RSS", "bytes per task"], rows))
     return out
 
 
@@ -405,6 +413,8 @@ busy polling, a fixed 200 µs window (`uring_busy_poll`) or an adaptive one
 (`uring_adaptive`); the ceiling is `raw_uring`, a liburing server with multishot receive into
 provided buffers and no library, and `uring_2loops` is asyncio with two loops on one port
 (`SO_REUSEPORT`; the load generator shares the two cores, so it is reported, not targeted).
+`uring_pool` is `uring` with `set_receive_pool(true)`: a multishot receive per connection into
+buffers the loop shares (less memory per idle connection: see `bench/memory`).
 Figures are medians over the rounds. Command: `build/bench/echo --json`. Targets for `uring`:
 at 100 and 1,000 connections at least 1.3× Asio's requests/s, a p99 no worse than Asio's, at
 most 0.75× Asio's CPU per request and at least 0.85× `raw_uring`'s requests/s; at 1

@@ -86,12 +86,21 @@ std::pair<asyncio::Stream, asyncio::Stream> pipe_streams() {
   return {asyncio::open_fd(fds[0]), asyncio::open_fd(fds[1])};
 }
 
-/// io_uring backends created while it lives provide `buffers` receive buffers to the kernel.
-struct PoolSize {
-  explicit PoolSize(unsigned buffers) { asyncio::detail::uring_test_receive_buffers = buffers; }
-  ~PoolSize() { asyncio::detail::uring_test_receive_buffers = 0; }
-  PoolSize(const PoolSize&) = delete;
-  PoolSize& operator=(const PoolSize&) = delete;
+/// io_uring loops created while it lives receive into a shared pool of `buffers` buffers (0:
+/// the default size), where the kernel has multishot receive; then test::fresh_loop().
+struct ReceivePool {
+  explicit ReceivePool(unsigned buffers = 0) {
+    asyncio::detail::uring_test_receive_buffers = buffers;
+    test::fresh_loop();
+    asyncio::set_receive_pool(true);
+    asyncio::new_event_loop();
+  }
+  ~ReceivePool() {
+    asyncio::detail::uring_test_receive_buffers = 0;
+    asyncio::set_receive_pool(false);
+  }
+  ReceivePool(const ReceivePool&) = delete;
+  ReceivePool& operator=(const ReceivePool&) = delete;
 };
 
 /// Multishot receives armed so far (none on epoll, or on io_uring before Linux 6.0).
@@ -694,9 +703,9 @@ TEST_CASE("written bytes reach the peer before a busy task runs, in both schedul
 }
 
 TEST_CASE("a reader that falls behind stops its receive; every byte arrives once it reads") {
-  // On io_uring a multishot receive holds at most about 64 KiB for a reader that is not
-  // reading (docs/semantics.md#streams); the rest waits in the kernel, as on epoll.
-  test::fresh_loop();
+  // With the receive pool on io_uring, a multishot receive holds at most about 64 KiB for a
+  // reader that is not reading (docs/semantics.md#streams); the rest waits in the kernel.
+  const ReceivePool pool;
   const std::string sent = pattern(1 << 20, 5);
   std::string got;
   const unsigned long armed = multishot_receives();
@@ -718,8 +727,7 @@ TEST_CASE("a reader that falls behind stops its receive; every byte arrives once
 
 TEST_CASE("with 4 receive buffers for 20 connections at once, every byte arrives in order") {
   // Receives that find the pool empty fall back to their own buffers: slower, never stuck.
-  const PoolSize pool(4);
-  test::fresh_loop();
+  const ReceivePool pool(4);
   constexpr std::size_t kConnections = 20;
   constexpr std::size_t kBytes = 200'000;
   std::vector<std::string> got(kConnections);
@@ -751,8 +759,7 @@ TEST_CASE("with 4 receive buffers for 20 connections at once, every byte arrives
 }
 
 TEST_CASE("closing a stream with received bytes unread gives their buffers back") {
-  const PoolSize pool(4);
-  test::fresh_loop();
+  const ReceivePool pool(4);
   asyncio::Loop& loop = asyncio::get_event_loop();
   const bool uring = std::string(loop.backend_name()) == "uring";
   std::string last;
@@ -786,7 +793,7 @@ TEST_CASE("closing a stream with received bytes unread gives their buffers back"
 }
 
 TEST_CASE("bytes received but unread when the loop is replaced are read in the next loop") {
-  test::fresh_loop();
+  const ReceivePool pool;
   int fds[2];
   REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
   asyncio::Stream reader = asyncio::open_fd(fds[0]);
@@ -797,7 +804,7 @@ TEST_CASE("bytes received but unread when the loop is replaced are read in the n
     got = reader.readexactly(1);
     asyncio::sleep_ms(10);  // the rest arrives into the loop's buffers
   });
-  test::fresh_loop();
+  asyncio::new_event_loop();
   asyncio::run([&] { got += reader.readexactly(burst.size() - 1); });
   CHECK(got == burst);
   reader.close();

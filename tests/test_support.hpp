@@ -16,7 +16,6 @@
 
 #include <asyncio/linux.hpp>
 #include <asyncio/testing.hpp>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -55,10 +54,6 @@
 #define ASYNCIO_TEST_TSAN 0
 #endif
 
-namespace asyncio::detail {
-extern std::atomic<bool> uring_test_no_multishot_receive;  // src/linux/uring_backend.cpp
-}
-
 namespace test {
 
 /// A sequence of named events, recorded in the order tasks ran; ordering tests compare it.
@@ -69,10 +64,10 @@ inline asyncio::Loop& fresh_loop() {
   // The module-level modes too: a test that changed them must not change the next one.
   asyncio::roundrobin(true);
   asyncio::power_mode(false);
-  // ASYNCIO_TEST_URING_RECEIVE=single: io_uring receives one at a time, as before Linux 6.0
+  // ASYNCIO_TEST_RECEIVE_POOL=1: io_uring receives into the loop's shared pool
   // (tests/meson.build runs the stream and network areas so as well).
-  const char* receive = std::getenv("ASYNCIO_TEST_URING_RECEIVE");
-  asyncio::detail::uring_test_no_multishot_receive = receive && std::string(receive) == "single";
+  const char* pool = std::getenv("ASYNCIO_TEST_RECEIVE_POOL");
+  asyncio::set_receive_pool(pool && std::string(pool) == "1");
   asyncio::Loop& loop = asyncio::new_event_loop();
   loop.set_exception_handler(nullptr);  // a handler of an earlier test may capture its locals
   return loop;

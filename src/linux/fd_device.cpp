@@ -22,7 +22,10 @@ namespace asyncio {
 namespace detail {
 /// Tests only: recv() and send() system calls made by socket devices (none on io_uring).
 std::atomic<unsigned long> socket_system_calls{0};
+std::atomic<bool> receive_pool{false};
 }  // namespace detail
+
+void set_receive_pool(bool on) { detail::receive_pool = on; }
 
 namespace {
 

@@ -37,10 +37,11 @@ struct HeldChunk {
 /// the device that started it, or by the backend once that device is closed while the kernel
 /// may still use the buffer.
 ///
-/// A receive runs in one of two ways. Multishot (io_uring 6.0+): one request stays armed and
+/// A receive runs in one of two ways. One at a time into `buffer`, the op's own (the default).
+/// Or, with set_receive_pool(true) on io_uring 6.0+, multishot: one request stays armed and
 /// the kernel picks a buffer from the backend's shared pool only when data arrives, so an idle
-/// connection holds no buffer; what arrived waits in `held`. Otherwise one receive at a time
-/// into `buffer`, the op's own. Bytes in `held` always precede those in `buffer`.
+/// connection holds no buffer; what arrived waits in `held`. Bytes in `held` always precede
+/// those in `buffer`.
 struct StreamOp {
   enum class Kind : unsigned char { kReceive, kSend };
   /// The size of a receive's own buffer.
@@ -224,8 +225,8 @@ class WakeFd {
 extern std::atomic<int> uring_test_init_error;
 /// Tests only: true makes io_uring backends created afterwards go without multishot accept.
 extern std::atomic<bool> uring_test_no_multishot_accept;
-/// Tests only: true makes io_uring backends created afterwards receive without multishot.
-extern std::atomic<bool> uring_test_no_multishot_receive;
+/// set_receive_pool(): io_uring backends created afterwards receive into a shared pool.
+extern std::atomic<bool> receive_pool;
 /// Tests only: non-zero sets the size of the provided buffer pool of backends created
 /// afterwards (a power of two).
 extern std::atomic<unsigned> uring_test_receive_buffers;

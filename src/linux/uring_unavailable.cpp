@@ -9,7 +9,6 @@ namespace asyncio::detail {
 
 std::atomic<int> uring_test_init_error{0};
 std::atomic<bool> uring_test_no_multishot_accept{false};
-std::atomic<bool> uring_test_no_multishot_receive{false};
 std::atomic<unsigned> uring_test_receive_buffers{0};
 std::atomic<unsigned long> uring_multishot_receives{0};
 std::atomic<unsigned long> uring_receive_fallbacks{0};

@@ -116,6 +116,15 @@ Server start_server(std::function<void(Stream reader, Stream writer)> callback,
                     const std::string& host, std::uint16_t port, int backlog = 4096,
                     bool reuse_port = false);
 
+/// For loops created afterwards on this process: on io_uring, where the kernel has multishot
+/// receive (Linux 6.0+), every socket receives through one long-lived request into a pool of
+/// buffers its loop shares, instead of one receive at a time into a buffer of its own. An idle
+/// connection then holds no receive buffer (about 3 KB less each: bench/memory --wait read),
+/// at a few percent more CPU per request (bench/echo's uring_pool). Off by default; for
+/// servers with many mostly idle connections. Streams behave the same either way
+/// (docs/semantics.md#streams).
+void set_receive_pool(bool on);
+
 /// Thread per core: runs `main(i)` as the main task of its own loop on each of `threads`
 /// threads (i = 0 .. threads-1), and returns when every one has returned. The first exception
 /// any of them raised is raised here, after all have ended. With start_server(...,
