@@ -3,7 +3,7 @@
 // once, every byte of every round trip checked, descriptors counted before and after in both
 // processes, and the peak RSS of each reported.
 //
-//   load_10k [--connections N] [--rounds R] [--json] [--help]
+//   load_10k [--connections N] [--rounds R] [--receive-pool] [--json] [--help]
 //
 // Exits 0 on success, 1 on a failure, 77 (Meson's SKIP) when the descriptor limit cannot be
 // raised high enough.
@@ -23,9 +23,11 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: load_10k [--connections N] [--rounds R] [--json] [--help]\n"
+    "usage: load_10k [--connections N] [--rounds R] [--receive-pool] [--json] [--help]\n"
     "  --connections N  clients open at once (default 10000)\n"
     "  --rounds R       round trips per connection, 64 bytes each (default 20)\n"
+    "  --receive-pool   the server calls set_receive_pool(true) (io_uring: 1,024 buffers\n"
+    "                   shared by 10,000 connections)\n"
     "  --json           print the figures as one JSON object\n";
 
 constexpr std::size_t kMessage = 64;
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
   int connections = 10'000;
   int rounds = 20;
   bool json = false;
+  bool receive_pool = false;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
@@ -122,6 +125,8 @@ int main(int argc, char** argv) {
       (flag == "--rounds" ? rounds : connections) = std::atoi(argv[++i]);
     } else if (flag == "--json") {
       json = true;
+    } else if (flag == "--receive-pool") {
+      receive_pool = true;
     } else {
       std::fprintf(stderr, "load_10k: bad argument '%s'\n%s", flag.c_str(), kUsage);
       return 2;
@@ -162,6 +167,7 @@ int main(int argc, char** argv) {
   }
   close(port_pipe[0]);
 
+  asyncio::set_receive_pool(receive_pool);
   asyncio::get_event_loop();
   // The pipe's write end is closed during the run: one fewer afterwards is the expected count.
   const int descriptors_before = open_descriptors() - 1;
