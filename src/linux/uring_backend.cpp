@@ -450,7 +450,9 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     submit_and_collect();
   }
 
-  void cancel(StreamOp& op) {
+  /// Asks the kernel to end `op` (a StreamOp or an AcceptOp); its last completion follows.
+  template <class Op>
+  void cancel(Op& op) {
     op.stopping = true;
     io_uring_sqe* sqe = next_sqe();
     io_uring_prep_cancel64(sqe, op_tag(&op), 0);
@@ -656,7 +658,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
       task->io_error = ECANCELED;
       scheduler_of(loop_).wake_io(task, kPollError);
     }
-    if (op.armed && !op.stopping) stop(op);
+    if (op.armed && !op.stopping) cancel(op);
     submit_and_collect();  // the listening socket stops accepting before the server closes it
   }
 
@@ -668,7 +670,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     try {
       check_process();
       for (AcceptOp* op = accepting_; op; op = op->next) {
-        if (!op->stopping) stop(*op);
+        if (!op->stopping) cancel(*op);
       }
       io_uring_submit_and_get_events(&ring_);
     } catch (...) {
@@ -695,13 +697,6 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
     }
   }
 
-  void stop(AcceptOp& op) {
-    op.stopping = true;
-    io_uring_sqe* sqe = next_sqe();
-    io_uring_prep_cancel64(sqe, op_tag(&op), 0);
-    io_uring_sqe_set_data64(sqe, kIgnoreTag);
-  }
-
   void accepted(AcceptOp& op, int result, unsigned flags) {
     if (result >= 0) {
       if (op.released) {
@@ -713,7 +708,7 @@ class UringBackend final : public LinuxBackend, private StreamIo, private Accept
       op.error = -result;
     }
     const bool ended = !(flags & IORING_CQE_F_MORE);
-    if (!ended && !op.stopping && op.accepted.size() >= kAcceptQueueLimit) stop(op);
+    if (!ended && !op.stopping && op.accepted.size() >= kAcceptQueueLimit) cancel(op);
     if (TaskRecord* task = op.waiter) {
       stop_waiting(op);
       task->io_error = 0;
