@@ -89,8 +89,9 @@ class StreamIo {
   /// Handles completions already posted, without blocking.
   virtual void collect() = 0;
   /// The device closes with `op` in flight or holding buffers: a receive is cancelled, a send
-  /// finishes, held buffers go back unread; either way the backend frees `op`. Submits at once, so that the kernel holds the socket before
-  /// its descriptor is closed (and possibly reused).
+  /// finishes, held buffers go back unread; either way the backend frees `op`. Submits at
+  /// once, so that the kernel holds the socket before its descriptor is closed (and possibly
+  /// reused).
   virtual void release(StreamOp* op) = 0;
 
  protected:
