@@ -29,10 +29,10 @@
 // With set_receive_pool(true), where the kernel has multishot receive (6.0+), a socket's
 // receive is one long-lived request into a pool of buffers the loop provides to the kernel (a
 // provided buffer ring): the kernel takes a buffer only when data arrives, so an idle
-// connection holds none. It is not the default: in bench/echo its throughput and CPU per
-// request stay within about 5% of a receive armed after each read, ahead in some runs and
-// behind in others, while the pool's 4 MiB are committed as the kernel cycles through its
-// buffers; it pays from about a thousand idle connections (3 KB saved each). What arrives
+// connection holds none. It is not the default: in bench/echo its requests/s are within 5%
+// of a receive armed after each read at 100 connections (either side) and up to 8% behind at
+// 1,000, and the pool's 4 MiB are committed as the kernel cycles through its buffers; it pays
+// from about a thousand idle connections (3 KB saved each). What arrives
 // stays in its pool buffer until read (a cancelled reader loses nothing). A reader that falls
 // kHeldLimit bytes behind stops the request until it has read them (back-pressure). A
 // receive that finds the pool empty runs once into the connection's own buffer, as everywhere
