@@ -120,8 +120,9 @@ Server start_server(std::function<void(Stream reader, Stream writer)> callback,
 /// receive (Linux 6.0+), every socket receives through one long-lived request into a pool of
 /// buffers its loop shares, instead of one receive at a time into a buffer of its own. An idle
 /// connection then holds no receive buffer (about 3 KB less each: bench/memory --wait read),
-/// with requests/s within 5-8% of the default (bench/echo's uring_pool). The pool's 4 MiB are committed as its buffers are used, so it pays from about
-/// a thousand mostly idle connections; off by default. Streams behave the same either way
+/// with requests/s within 5-8% of the default (bench/echo's uring_pool). The pool's 4 MiB are
+/// committed as its buffers are used, so it pays from about a thousand mostly idle
+/// connections; off by default. Streams behave the same either way
 /// (docs/semantics.md#streams).
 void set_receive_pool(bool on);
 
